@@ -1,0 +1,205 @@
+// Package daemon is the udpd program: it parses flags, sets up logging,
+// restores or creates the listeners, serves the admin API, and shuts all
+// of it down in a fixed order on SIGINT or SIGTERM. main only calls Main;
+// tests call Run.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/udpd/udpd/service/admin"
+	"github.com/udpd/udpd/service/manager"
+	"github.com/udpd/udpd/service/state"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// Main runs udpd with the process's arguments and exits.
+func Main() {
+	os.Exit(Run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Run runs udpd until ctx is done or a signal arrives and returns its exit
+// code: 0 after a clean shutdown, 1 on a failure, 2 on a usage error.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "udpd: %v\n", err)
+		return exitUsage
+	}
+	if cfg.version {
+		fmt.Fprintf(stdout, "udpd %s\n", Version())
+		return exitOK
+	}
+	var h slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel})
+	if cfg.logFormat == "json" {
+		h = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel})
+	}
+	log := slog.New(h)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("udpd failed", "err", err)
+		fmt.Fprintf(stderr, "udpd: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+func run(ctx context.Context, cfg *config, log *slog.Logger) (err error) {
+	var store *state.File
+	opts := manager.Options{Logger: log, MaxListeners: cfg.maxListeners, Workers: cfg.workers}
+	if cfg.statePath != "" {
+		store = &state.File{Path: cfg.statePath}
+		opts.Store = store
+	}
+	specs, err := initialSpecs(cfg, store, log)
+	if err != nil {
+		return err
+	}
+	m := manager.New(opts)
+	defer func() {
+		// On a failed start-up, close whatever was bound.
+		if err != nil {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.drainTimeout)
+			defer cancel()
+			m.Shutdown(sctx)
+		}
+	}()
+	for _, s := range specs {
+		if _, err := m.Start(ctx, s, ""); err != nil {
+			return err
+		}
+	}
+	if len(specs) == 0 && store != nil {
+		// Record the (empty) configuration so --resume finds it.
+		if err := store.Save(nil); err != nil {
+			return err
+		}
+	}
+
+	lis, err := net.Listen("tcp", cfg.admin)
+	if err != nil {
+		return fmt.Errorf("admin API: %w", err)
+	}
+	srv := admin.NewServer(m, admin.Options{Logger: log})
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+
+	ls, _ := m.List("", 0)
+	addrs := make([]string, len(ls))
+	for i, l := range ls {
+		addrs[i] = l.ID + "=" + l.BoundAddress.String()
+	}
+	log.Info("udpd ready", "admin", lis.Addr().String(), "listeners", strings.Join(addrs, " "), "state", cfg.statePath, "version", Version())
+	if cfg.readyFile != "" {
+		if err := writeReady(cfg.readyFile, lis.Addr().String(), ls); err != nil {
+			srv.Stop(0)
+			return err
+		}
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("udpd shutting down", "reason", context.Cause(ctx))
+	case err := <-served:
+		return fmt.Errorf("admin API stopped: %w", err)
+	}
+	return shutdown(ctx, cfg, srv, m)
+}
+
+// shutdown stops udpd in this order, bounded by --shutdown-timeout:
+//  1. the admin API reports NOT_SERVING and ends WatchStats streams;
+//  2. every listener stops reading new datagrams, answers those already
+//     queued, and closes (the saved configuration is kept for --resume);
+//  3. the admin server finishes running calls (GracefulStop), then closes
+//     whatever is left (Stop).
+func shutdown(ctx context.Context, cfg *config, srv *admin.Server, m *manager.Manager) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.drainTimeout)
+	defer cancel()
+	srv.Drain()
+	err := m.Shutdown(sctx)
+	srv.Stop(max(0, cfg.drainTimeout/2))
+	return err
+}
+
+// initialSpecs are the listeners to start: the saved ones with --resume
+// (when the state file exists), else one per --listen flag.
+func initialSpecs(cfg *config, store *state.File, log *slog.Logger) ([]manager.Spec, error) {
+	if cfg.resume {
+		if store == nil {
+			return nil, errors.New("--resume needs --state")
+		}
+		if store.Exists() {
+			specs, err := store.Load()
+			if err != nil {
+				return nil, err
+			}
+			log.Info("resuming saved listeners", "state", store.Path, "listeners", len(specs))
+			return specs, nil
+		}
+		log.Info("no saved state yet; starting the --listen listeners", "state", store.Path)
+	}
+	specs := make([]manager.Spec, len(cfg.listen))
+	for i, a := range cfg.listen {
+		specs[i] = manager.Spec{Address: a}
+	}
+	return specs, nil
+}
+
+// writeReady writes the admin address and the listeners' bound addresses,
+// one per line ("admin ADDR", "listener ID ADDR"), atomically.
+func writeReady(path, adminAddr string, ls []manager.Listener) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "admin %s\n", adminAddr)
+	for _, l := range ls {
+		fmt.Fprintf(&b, "listener %s %s\n", l.ID, l.BoundAddress)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("ready file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("ready file: %w", err)
+	}
+	return nil
+}
+
+// Version is the module version and VCS revision the binary was built from.
+func Version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			v += " " + s.Value[:min(12, len(s.Value))]
+		case "vcs.modified":
+			if s.Value == "true" {
+				v += "-dirty"
+			}
+		}
+	}
+	return v
+}

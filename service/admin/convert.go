@@ -1,0 +1,60 @@
+package admin
+
+import (
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	adminv1 "github.com/udpd/udpd/gen/udpd/admin/v1"
+	"github.com/udpd/udpd/service/listener"
+	"github.com/udpd/udpd/service/manager"
+)
+
+func listenerToProto(l manager.Listener) *adminv1.Listener {
+	p := &adminv1.Listener{
+		Id:         l.ID,
+		Address:    l.Address,
+		State:      stateToProto(l.State),
+		Generation: l.Generation,
+		CreateTime: timestamppb.New(l.Created),
+		BindTime:   timestamppb.New(l.Bound),
+		Workers:    uint32(l.Workers),
+		Stats:      statsToProto(l.Stats),
+	}
+	if l.BoundAddress.IsValid() {
+		p.BoundAddress = l.BoundAddress.String()
+	}
+	return p
+}
+
+func stateToProto(s manager.State) adminv1.Listener_State {
+	switch s {
+	case manager.StateRunning:
+		return adminv1.Listener_STATE_RUNNING
+	case manager.StateDraining:
+		return adminv1.Listener_STATE_DRAINING
+	case manager.StateStopped:
+		return adminv1.Listener_STATE_STOPPED
+	}
+	return adminv1.Listener_STATE_UNSPECIFIED
+}
+
+func statsToProto(s listener.Stats) *adminv1.Stats {
+	return &adminv1.Stats{
+		DatagramsReceived: s.DatagramsReceived,
+		DatagramsSent:     s.DatagramsSent,
+		BytesReceived:     s.BytesReceived,
+		BytesSent:         s.BytesSent,
+		RepliesTooLarge:   s.RepliesTooLarge,
+		SendErrors:        s.SendErrors,
+		ReadErrors:        s.ReadErrors,
+		KernelDrops:       s.KernelDrops,
+		StartTime:         timestamppb.New(s.Start),
+	}
+}
+
+func perListenerToProto(per []manager.ListenerStats) []*adminv1.ListenerStats {
+	out := make([]*adminv1.ListenerStats, len(per))
+	for i, p := range per {
+		out[i] = &adminv1.ListenerStats{ListenerId: p.ID, Stats: statsToProto(p.Stats)}
+	}
+	return out
+}

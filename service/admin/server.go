@@ -1,0 +1,91 @@
+package admin
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	adminv1 "github.com/udpd/udpd/gen/udpd/admin/v1"
+	"github.com/udpd/udpd/service/manager"
+)
+
+// Options configure a Server.
+type Options struct {
+	Logger *slog.Logger // nil discards
+}
+
+// Server is the admin gRPC server: the ListenerService, grpc.health.v1
+// (SERVING until shutdown) and server reflection (v1 and v1alpha, so
+// grpcurl needs no proto files), behind logging and recovery interceptors.
+type Server struct {
+	grpc     *grpc.Server
+	health   *health.Server
+	done     chan struct{}
+	doneOnce sync.Once
+}
+
+// NewServer builds the admin server over m.
+func NewServer(m *manager.Manager, opts Options) *Server {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		log.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
+	rec := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		log.ErrorContext(ctx, "panic in admin call", "panic", p, "stack", string(debug.Stack()))
+		return status.Error(codes.Internal, "internal error")
+	})
+	g := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(
+			logging.UnaryServerInterceptor(logger, logOpts...),
+			recovery.UnaryServerInterceptor(rec),
+		),
+		grpc.ChainStreamInterceptor(
+			logging.StreamServerInterceptor(logger, logOpts...),
+			recovery.StreamServerInterceptor(rec),
+		),
+	)
+	s := &Server{grpc: g, health: health.NewServer(), done: make(chan struct{})}
+	NewService(m, s.done).Register(g)
+	healthpb.RegisterHealthServer(g, s.health)
+	s.health.SetServingStatus(adminv1.ListenerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	reflection.Register(g)
+	return s
+}
+
+// Serve accepts admin connections on lis until Stop.
+func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
+
+// Drain marks the server NOT_SERVING and ends every WatchStats stream, so
+// health checkers and watchers learn of the shutdown first; unary calls
+// still work (answered with UNAVAILABLE by a closed manager).
+func (s *Server) Drain() {
+	s.doneOnce.Do(func() {
+		s.health.Shutdown()
+		close(s.done)
+	})
+}
+
+// Stop drains the server, lets running calls finish for up to timeout
+// (GracefulStop), then closes every connection (Stop).
+func (s *Server) Stop(timeout time.Duration) {
+	s.Drain()
+	t := time.AfterFunc(timeout, s.grpc.Stop)
+	defer t.Stop()
+	s.grpc.GracefulStop()
+}

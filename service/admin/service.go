@@ -1,0 +1,185 @@
+package admin
+
+import (
+	"context"
+	"encoding/base64"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	adminv1 "github.com/udpd/udpd/gen/udpd/admin/v1"
+	"github.com/udpd/udpd/service/manager"
+)
+
+// Page sizes and watch intervals.
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+	defaultInterval = time.Second
+	minInterval     = 100 * time.Millisecond
+	maxInterval     = time.Hour
+)
+
+// Service implements adminv1.ListenerServiceServer over a manager.
+type Service struct {
+	adminv1.UnimplementedListenerServiceServer
+	m    *manager.Manager
+	done <-chan struct{} // closed when the daemon shuts down: ends WatchStats
+}
+
+var _ adminv1.ListenerServiceServer = (*Service)(nil)
+
+// NewService returns the service; closing done ends every WatchStats stream
+// with UNAVAILABLE.
+func NewService(m *manager.Manager, done <-chan struct{}) *Service {
+	return &Service{m: m, done: done}
+}
+
+// Register registers the service on g.
+func (s *Service) Register(g *grpc.Server) { adminv1.RegisterListenerServiceServer(g, s) }
+
+// StartListener implements adminv1.ListenerServiceServer.
+func (s *Service) StartListener(ctx context.Context, req *adminv1.StartListenerRequest) (*adminv1.StartListenerResponse, error) {
+	if req.GetAddress() == "" {
+		return nil, invalid("address", "", "is required, e.g. 127.0.0.1:12000")
+	}
+	spec := manager.Spec{ID: req.GetId(), Address: req.GetAddress(), Workers: int(req.GetWorkers())}
+	l, err := s.m.Start(ctx, spec, req.GetRequestId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &adminv1.StartListenerResponse{Listener: listenerToProto(l)}, nil
+}
+
+// StopListener implements adminv1.ListenerServiceServer.
+func (s *Service) StopListener(ctx context.Context, req *adminv1.StopListenerRequest) (*adminv1.StopListenerResponse, error) {
+	drain, err := duration("drain_timeout", req.GetDrainTimeout())
+	if err != nil {
+		return nil, err
+	}
+	l, err := s.m.Stop(ctx, req.GetId(), drain)
+	if err != nil {
+		if req.GetAllowMissing() && isNotFound(err) {
+			return &adminv1.StopListenerResponse{}, nil
+		}
+		return nil, toStatus(err)
+	}
+	return &adminv1.StopListenerResponse{Listener: listenerToProto(l)}, nil
+}
+
+// RebindListener implements adminv1.ListenerServiceServer.
+func (s *Service) RebindListener(ctx context.Context, req *adminv1.RebindListenerRequest) (*adminv1.RebindListenerResponse, error) {
+	drain, err := duration("drain_timeout", req.GetDrainTimeout())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetAddress() == "" {
+		return nil, invalid("address", "", "is required, e.g. 127.0.0.1:12001")
+	}
+	l, err := s.m.Rebind(ctx, req.GetId(), req.GetAddress(), drain)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &adminv1.RebindListenerResponse{Listener: listenerToProto(l)}, nil
+}
+
+// GetListener implements adminv1.ListenerServiceServer.
+func (s *Service) GetListener(_ context.Context, req *adminv1.GetListenerRequest) (*adminv1.GetListenerResponse, error) {
+	l, err := s.m.Get(req.GetId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &adminv1.GetListenerResponse{Listener: listenerToProto(l)}, nil
+}
+
+// ListListeners implements adminv1.ListenerServiceServer. Page tokens are
+// opaque to clients: the last id of the previous page, encoded.
+func (s *Service) ListListeners(_ context.Context, req *adminv1.ListListenersRequest) (*adminv1.ListListenersResponse, error) {
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0:
+		return nil, invalid("page_size", req.String(), "must not be negative")
+	case size == 0:
+		size = defaultPageSize
+	case size > maxPageSize:
+		size = maxPageSize
+	}
+	after, err := base64.RawURLEncoding.DecodeString(req.GetPageToken())
+	if err != nil {
+		return nil, invalid("page_token", req.GetPageToken(), "is not a token this server returned")
+	}
+	ls, more := s.m.List(string(after), size)
+	resp := &adminv1.ListListenersResponse{Listeners: make([]*adminv1.Listener, len(ls))}
+	for i, l := range ls {
+		resp.Listeners[i] = listenerToProto(l)
+	}
+	if more {
+		resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(ls[len(ls)-1].ID))
+	}
+	return resp, nil
+}
+
+// GetStats implements adminv1.ListenerServiceServer.
+func (s *Service) GetStats(_ context.Context, req *adminv1.GetStatsRequest) (*adminv1.GetStatsResponse, error) {
+	now := time.Now()
+	total, per, err := s.m.Stats(req.GetListenerId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &adminv1.GetStatsResponse{
+		Time:      timestamppb.New(now),
+		Total:     statsToProto(total),
+		Listeners: perListenerToProto(per),
+	}, nil
+}
+
+// WatchStats implements adminv1.ListenerServiceServer: a snapshot at once,
+// then one per interval. The manager is only read when a snapshot is due.
+func (s *Service) WatchStats(req *adminv1.WatchStatsRequest, stream grpc.ServerStreamingServer[adminv1.WatchStatsResponse]) error {
+	interval := defaultInterval
+	if d := req.GetInterval(); d != nil {
+		if err := d.CheckValid(); err != nil {
+			return invalid("interval", d.String(), err.Error())
+		}
+		interval = min(max(d.AsDuration(), minInterval), maxInterval)
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		now := time.Now()
+		total, per, err := s.m.Stats(req.GetListenerId())
+		if err != nil {
+			return toStatus(err)
+		}
+		if err := stream.Send(&adminv1.WatchStatsResponse{
+			Time:      timestamppb.New(now),
+			Total:     statsToProto(total),
+			Listeners: perListenerToProto(per),
+		}); err != nil {
+			return err
+		}
+		select {
+		case <-t.C:
+		case <-stream.Context().Done():
+			return status.FromContextError(stream.Context().Err()).Err()
+		case <-s.done:
+			return status.Error(codes.Unavailable, "udpd is shutting down")
+		}
+	}
+}
+
+func duration(field string, d *durationpb.Duration) (time.Duration, error) {
+	if d == nil {
+		return 0, nil
+	}
+	if err := d.CheckValid(); err != nil {
+		return 0, invalid(field, d.String(), err.Error())
+	}
+	return d.AsDuration(), nil
+}
+
+func isNotFound(err error) bool { return status.Code(toStatus(err)) == codes.NotFound }

@@ -1,0 +1,185 @@
+package listener
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Largest UDP payloads: 65,535 minus the UDP header and, over IPv4, the
+// minimal IPv4 header. A reply longer than this cannot be sent.
+const (
+	MaxPayloadIPv4 = 65507
+	MaxPayloadIPv6 = 65527
+)
+
+// DefaultBatch is how many datagrams one system call reads or writes.
+const DefaultBatch = 32
+
+// Config says what to bind.
+type Config struct {
+	// Addr is the address to bind; port 0 picks a free port.
+	Addr netip.AddrPort
+	// Workers is the number of sockets (and goroutines) sharing Addr;
+	// 0 means runtime.GOMAXPROCS(0).
+	Workers int
+	// Batch is the most datagrams read per system call; 0 means DefaultBatch.
+	Batch int
+}
+
+// Listener is a bound group of sockets answering datagrams on one address.
+type Listener struct {
+	addr       netip.AddrPort
+	workers    []*worker
+	start      time.Time
+	maxPayload int
+
+	draining   atomic.Bool
+	drainUntil atomic.Int64 // unix nanoseconds; valid once draining is set
+
+	serveOnce sync.Once
+	done      chan struct{} // closed when every worker has returned
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Listen binds cfg.Addr with cfg.Workers sockets. It returns an error
+// wrapping the system call's (syscall.EADDRINUSE, syscall.EACCES, …) when
+// the address cannot be bound, also when another socket, even one of this
+// process's, holds it. Serve starts answering.
+func Listen(ctx context.Context, cfg Config) (*Listener, error) {
+	if !cfg.Addr.IsValid() {
+		return nil, fmt.Errorf("listen: invalid address %v", cfg.Addr)
+	}
+	n := cfg.Workers
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	batch := cfg.Batch
+	if batch <= 0 {
+		batch = DefaultBatch
+	}
+	conns, bound, err := bindGroup(ctx, cfg.Addr, n)
+	if err != nil {
+		return nil, err
+	}
+	l := &Listener{
+		addr:       bound,
+		start:      time.Now(),
+		maxPayload: MaxPayloadIPv4,
+		done:       make(chan struct{}),
+	}
+	if bound.Addr().Is6() && !bound.Addr().Is4In6() {
+		l.maxPayload = MaxPayloadIPv6
+	}
+	for _, c := range conns {
+		w, err := newWorker(l, c, batch)
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			return nil, fmt.Errorf("listen %v: %w", cfg.Addr, err)
+		}
+		l.workers = append(l.workers, w)
+	}
+	return l, nil
+}
+
+// Addr is the bound address (port 0 resolved).
+func (l *Listener) Addr() netip.AddrPort { return l.addr }
+
+// Workers is the number of sockets serving the address.
+func (l *Listener) Workers() int { return len(l.workers) }
+
+// MaxPayload is the largest reply the listener sends.
+func (l *Listener) MaxPayload() int { return l.maxPayload }
+
+// Serve answers datagrams until the listener is shut down or closed, and
+// then returns nil. It returns an error only if called twice.
+func (l *Listener) Serve() error {
+	first := false
+	l.serveOnce.Do(func() { first = true })
+	if !first {
+		if l.draining.Load() {
+			return nil // shut down before it served
+		}
+		return errors.New("listener: Serve called twice")
+	}
+	defer close(l.done)
+	var wg sync.WaitGroup
+	for _, w := range l.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.serve()
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// Shutdown stops the listener without losing what its sockets already
+// hold: the workers stop waiting for new datagrams, answer every datagram
+// already queued until the queues are empty or ctx is done, and then the
+// sockets are closed. It returns once Serve has returned (or at once if
+// Serve never ran) and closes the sockets in any case.
+func (l *Listener) Shutdown(ctx context.Context) error {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(time.Minute)
+	}
+	l.drainUntil.Store(deadline.UnixNano())
+	if l.draining.Swap(true) {
+		// A second call waits like the first.
+		return l.wait(ctx)
+	}
+	started := false
+	l.serveOnce.Do(func() { close(l.done) }) // never served: nothing to drain
+	select {
+	case <-l.done:
+	default:
+		started = true
+	}
+	if started {
+		for _, w := range l.workers {
+			w.wake()
+		}
+	}
+	return l.wait(ctx)
+}
+
+func (l *Listener) wait(ctx context.Context) error {
+	select {
+	case <-l.done:
+	case <-ctx.Done():
+	}
+	return l.Close()
+}
+
+// Close closes the sockets at once, dropping whatever they still hold.
+func (l *Listener) Close() error {
+	l.closeOnce.Do(func() {
+		var errs []error
+		for _, w := range l.workers {
+			if err := w.conn.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		l.closeErr = errors.Join(errs...)
+	})
+	return l.closeErr
+}
+
+// Stats returns the sum of the workers' counters.
+func (l *Listener) Stats() Stats {
+	s := Stats{Start: l.start}
+	for _, w := range l.workers {
+		s = s.Add(w.c.load())
+	}
+	return s
+}

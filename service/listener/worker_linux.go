@@ -1,0 +1,271 @@
+package listener
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"os"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/udpd/udpd/service/uppercase"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	bufSize = 1 << 16 // holds any UDP payload
+	// outSize holds the uppercase of at least one largest datagram; the
+	// replies of non-ASCII datagrams of one batch share it.
+	outSize = 4 << 16
+	// cmsgSize fits one SO_RXQ_OVFL control message (a uint32).
+	cmsgSize = 64
+)
+
+// worker owns one socket of a listener. Everything it touches per datagram
+// was allocated before the first datagram arrived, so the loop allocates
+// nothing; only the worker writes its buffers and counters.
+type worker struct {
+	l    *Listener
+	conn *net.UDPConn
+	rc   syscall.RawConn
+	c    counters
+
+	maxBatch int
+	bufs     [][]byte // one receive buffer per message
+	rhdrs    []unix.Mmsghdr
+	riovs    []unix.Iovec
+	names    []unix.RawSockaddrAny
+	cmsgs    []byte
+	shdrs    []unix.Mmsghdr // replies waiting to be sent
+	siovs    []unix.Iovec
+	out      []byte // replies that are not the request uppercased in place
+	queued   int
+
+	// Results of the last system call, set inside the RawConn callbacks
+	// (method values made once, so calling them allocates nothing).
+	readFn, drainFn, writeFn func(fd uintptr) bool
+	n                        int
+	errno                    syscall.Errno
+	pending                  []unix.Mmsghdr
+
+	kernelDrops uint32 // last SO_RXQ_OVFL value seen
+}
+
+func newWorker(l *Listener, c *net.UDPConn, maxBatch int) (*worker, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	w := &worker{l: l, conn: c, rc: rc, maxBatch: maxBatch}
+	w.readFn = w.read
+	w.drainFn = w.drainRead
+	w.writeFn = w.write
+	// An idle listener holds one receive buffer; the full batch is
+	// allocated the first time a read fills what it has.
+	w.setBatch(1)
+	return w, nil
+}
+
+func (w *worker) setBatch(n int) {
+	for len(w.bufs) < n {
+		w.bufs = append(w.bufs, make([]byte, bufSize))
+	}
+	w.rhdrs = make([]unix.Mmsghdr, n)
+	w.riovs = make([]unix.Iovec, n)
+	w.names = make([]unix.RawSockaddrAny, n)
+	w.cmsgs = make([]byte, n*cmsgSize)
+	w.shdrs = make([]unix.Mmsghdr, n)
+	w.siovs = make([]unix.Iovec, n)
+	for i := range n {
+		w.riovs[i].Base = &w.bufs[i][0]
+		h := &w.rhdrs[i].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&w.names[i]))
+		h.Iov = &w.riovs[i]
+		h.SetIovlen(1)
+		h.Control = &w.cmsgs[i*cmsgSize]
+		w.shdrs[i].Hdr.Iov = &w.siovs[i]
+		w.shdrs[i].Hdr.SetIovlen(1)
+	}
+}
+
+// serve runs the worker's loop until its socket is closed, or until the
+// listener drains and this socket's queue is empty.
+func (w *worker) serve() {
+	for {
+		err := w.rc.Read(w.readFn)
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded) && w.l.draining.Load():
+			w.drain()
+			return
+		case errors.Is(err, net.ErrClosed):
+			return
+		default:
+			w.c.readErrors.Add(1)
+			continue
+		}
+		if w.errno != 0 {
+			w.c.readErrors.Add(1)
+			continue
+		}
+		w.handle(w.n)
+		if w.n == len(w.rhdrs) && w.n < w.maxBatch {
+			w.setBatch(w.maxBatch)
+		}
+	}
+}
+
+// wake makes a worker blocked in serve notice that the listener drains.
+func (w *worker) wake() { w.conn.SetReadDeadline(time.Unix(1, 0)) }
+
+// drain answers what the socket holds until its queue is empty or the
+// listener's drain deadline passes.
+func (w *worker) drain() {
+	until := time.Unix(0, w.l.drainUntil.Load())
+	if err := w.conn.SetReadDeadline(until); err != nil {
+		return
+	}
+	for time.Now().Before(until) {
+		if err := w.rc.Read(w.drainFn); err != nil {
+			return // deadline or closed
+		}
+		if w.errno == unix.EAGAIN {
+			return // empty
+		}
+		if w.errno != 0 {
+			w.c.readErrors.Add(1)
+			continue
+		}
+		w.handle(w.n)
+	}
+}
+
+func (w *worker) recvmmsg(fd uintptr) {
+	for i := range w.rhdrs {
+		h := &w.rhdrs[i].Hdr
+		h.Namelen = unix.SizeofSockaddrAny
+		h.SetControllen(cmsgSize)
+		h.Flags = 0
+		w.riovs[i].SetLen(bufSize)
+	}
+	for {
+		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&w.rhdrs[0])),
+			uintptr(len(w.rhdrs)), unix.MSG_DONTWAIT, 0, 0)
+		if e != unix.EINTR {
+			w.n, w.errno = int(n), e
+			return
+		}
+	}
+}
+
+// read is the RawConn callback of serve: false parks the goroutine until
+// the socket is readable.
+func (w *worker) read(fd uintptr) bool {
+	w.recvmmsg(fd)
+	return w.errno != unix.EAGAIN
+}
+
+// drainRead never parks: an empty queue ends the drain.
+func (w *worker) drainRead(fd uintptr) bool {
+	w.recvmmsg(fd)
+	return true
+}
+
+// handle answers the n datagrams of the last read.
+func (w *worker) handle(n int) {
+	var t tally
+	for i := range n {
+		h := &w.rhdrs[i]
+		size := int(h.Len)
+		t.received++
+		t.bytesIn += uint64(size)
+		if h.Hdr.Flags&unix.MSG_TRUNC != 0 {
+			t.tooLarge++ // cannot happen below 64 KiB; never answer a cut datagram
+			continue
+		}
+		if h.Hdr.Controllen > 0 {
+			w.controlMessages(h.Hdr.Controllen, i)
+		}
+		req := w.bufs[i][:size]
+		reply := req
+		if !uppercase.InPlace(req) {
+			if cap(w.out)-len(w.out) < uppercase.MaxExpansion*size {
+				w.flush(&t)
+				if w.out == nil {
+					w.out = make([]byte, 0, outSize)
+				}
+			}
+			start := len(w.out)
+			w.out = uppercase.Append(w.out, req)
+			reply = w.out[start:]
+		}
+		if len(reply) > w.l.maxPayload {
+			t.tooLarge++
+			continue
+		}
+		s := &w.shdrs[w.queued]
+		s.Hdr.Name = h.Hdr.Name
+		s.Hdr.Namelen = h.Hdr.Namelen
+		w.siovs[w.queued].Base = unsafe.SliceData(reply)
+		w.siovs[w.queued].SetLen(len(reply))
+		w.queued++
+	}
+	w.flush(&t)
+	w.c.add(&t)
+}
+
+// flush sends the queued replies, waiting for the socket to take them.
+func (w *worker) flush(t *tally) {
+	w.pending = w.shdrs[:w.queued]
+	for len(w.pending) > 0 {
+		if err := w.rc.Write(w.writeFn); err != nil {
+			t.sendErrors += uint64(len(w.pending)) // socket closed under us
+			break
+		}
+		if w.errno != 0 {
+			t.sendErrors++ // the first pending reply failed; skip it
+			w.pending = w.pending[1:]
+			continue
+		}
+		for _, m := range w.pending[:w.n] {
+			t.sent++
+			t.bytesOut += uint64(m.Len)
+		}
+		w.pending = w.pending[w.n:]
+	}
+	w.queued = 0
+	w.out = w.out[:0]
+}
+
+// write is the RawConn callback of flush: false parks until writable.
+func (w *worker) write(fd uintptr) bool {
+	for {
+		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.pending[0])),
+			uintptr(len(w.pending)), unix.MSG_DONTWAIT, 0, 0)
+		if e != unix.EINTR {
+			w.n, w.errno = int(n), e
+			return e != unix.EAGAIN
+		}
+	}
+}
+
+// controlMessages records the kernel's drop count (SO_RXQ_OVFL) carried by
+// message i. The value is cumulative for the socket.
+func (w *worker) controlMessages(length uint64, i int) {
+	b := w.cmsgs[i*cmsgSize : i*cmsgSize+int(min(length, cmsgSize))]
+	for len(b) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+		if h.Len < unix.SizeofCmsghdr || int(h.Len) > len(b) {
+			return
+		}
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SO_RXQ_OVFL && int(h.Len) >= unix.CmsgLen(4) {
+			v := binary.NativeEndian.Uint32(b[unix.CmsgLen(0):])
+			if v > w.kernelDrops {
+				w.kernelDrops = v
+				w.c.kernelDrops.Store(uint64(v))
+			}
+		}
+		b = b[min(unix.CmsgSpace(int(h.Len)-unix.CmsgLen(0)), len(b)):]
+	}
+}
