@@ -1,0 +1,239 @@
+// Package cli is the udpctl program: a cobra command tree whose commands
+// send datagrams (send) or call the udpd admin API (listeners, stats).
+// It is a client and speaks only the wire: UDP and the gRPC API in gen/.
+// main only calls Main; tests call Run.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc/status"
+)
+
+// Exit codes. A failed admin call exits with 64 plus its gRPC code, like
+// grpcurl, so scripts can handle both tools with one case statement.
+const (
+	ExitOK      = 0
+	ExitFailure = 1 // the command could not do its job (e.g. no UDP reply)
+	ExitUsage   = 2 // bad flags or arguments
+	ExitRPCBase = 64
+)
+
+// Main runs udpctl with the process's arguments and exits.
+func Main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Run runs udpctl with args and returns its exit code. Errors are printed
+// to stderr as one line starting "udpctl: ".
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := &app{stdin: stdin}
+	root := app.newRootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(stderr, "udpctl: %s\n", errorLine(err))
+	code := exitCode(err)
+	if code == ExitUsage {
+		fmt.Fprintf(stderr, "Run 'udpctl --help' for usage.\n")
+	}
+	return code
+}
+
+// app holds the global flags.
+type app struct {
+	stdin   io.Reader
+	admin   string
+	output  string
+	timeout time.Duration
+}
+
+func (a *app) newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "udpctl",
+		Short: "Talk to udpd: send datagrams, manage listeners, read statistics",
+		Long: `udpctl sends datagrams to a udpd listener and manages udpd over its gRPC
+admin API (udpd.admin.v1.ListenerService).
+
+Output is a table for people, or with -o json the protojson of each
+response message, exactly as grpcurl prints it (64-bit counters are JSON
+strings), one document per call or per streamed message.
+
+Exit codes: 0 success; 1 failure (such as no UDP reply); 2 usage error;
+64+N a failed admin call with gRPC code N (like grpcurl): 69 NOT_FOUND,
+73 FAILED_PRECONDITION, 67 INVALID_ARGUMENT, 78 UNAVAILABLE, …`,
+		Example: `  udpctl send "hello"
+  udpctl listeners start --port 12001
+  udpctl listeners list -o json | jq -r '.listeners[].id'`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		Version:           version(),
+		PersistentPreRunE: a.checkGlobals,
+	}
+	root.SetVersionTemplate("udpctl {{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.admin, "admin", envOr("UDPCTL_ADMIN", "127.0.0.1:50051"), "udpd admin API `address` (env UDPCTL_ADMIN)")
+	pf.StringVarP(&a.output, "output", "o", "text", "output `format`: text or json")
+	pf.DurationVar(&a.timeout, "timeout", 0, "how long to wait for an answer: per attempt for send (default 1s), per admin call (default 10s)")
+	root.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp
+	})
+
+	root.AddGroup(
+		&cobra.Group{ID: "data", Title: "Datagrams:"},
+		&cobra.Group{ID: "admin", Title: "Administration (gRPC admin API):"},
+	)
+	for _, c := range []*cobra.Command{a.newSendCmd()} {
+		c.GroupID = "data"
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{a.newListenersCmd(), a.newStatsCmd()} {
+		c.GroupID = "admin"
+		root.AddCommand(c)
+	}
+	root.AddCommand(newVersionCmd())
+	return root
+}
+
+func (a *app) checkGlobals(*cobra.Command, []string) error {
+	if a.output != "text" && a.output != "json" {
+		return usageError{fmt.Errorf("-o %q: want text or json", a.output)}
+	}
+	if a.timeout < 0 {
+		return usageError{fmt.Errorf("--timeout %v: must not be negative", a.timeout)}
+	}
+	return nil
+}
+
+func (a *app) json() bool { return a.output == "json" }
+
+// rpcTimeout is the deadline of one admin call.
+func (a *app) rpcTimeout() time.Duration {
+	if a.timeout > 0 {
+		return a.timeout
+	}
+	return 10 * time.Second
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print udpctl's version",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintf(cmd.OutOrStdout(), "udpctl %s\n", version())
+			return nil
+		},
+	}
+}
+
+// version is the module version and VCS revision from the build info.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			v += " " + s.Value[:min(12, len(s.Value))]
+		case "vcs.modified":
+			if s.Value == "true" {
+				v += "-dirty"
+			}
+		}
+	}
+	return v
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// usageError marks a bad command line (exit 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// failure marks a command that ran and failed (exit 1).
+type failure struct{ err error }
+
+func (e failure) Error() string { return e.err.Error() }
+func (e failure) Unwrap() error { return e.err }
+
+// exitCode is the one place an error becomes an exit code.
+func exitCode(err error) int {
+	var u usageError
+	var f failure
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &u):
+		return ExitUsage
+	case errors.As(err, &f):
+		return ExitFailure
+	}
+	if st, ok := status.FromError(err); ok {
+		return ExitRPCBase + int(st.Code())
+	}
+	// Errors cobra makes itself: unknown command, wrong arguments.
+	return ExitUsage
+}
+
+// errorLine is the message printed for err: for a failed call, the gRPC
+// code and message, and the reason and field from the error details.
+func errorLine(err error) string {
+	if st, ok := status.FromError(err); ok {
+		return rpcErrorLine(st)
+	}
+	return err.Error()
+}
+
+// noArgs and exactArgs are cobra.Args that make a wrong count a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), args)}
+	}
+	return nil
+}
+
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%s needs %s", cmd.CommandPath(), what)}
+		}
+		return nil
+	}
+}
+
+func maxArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > n {
+			return usageError{fmt.Errorf("%s takes at most %s", cmd.CommandPath(), what)}
+		}
+		return nil
+	}
+}

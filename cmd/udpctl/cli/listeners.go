@@ -1,0 +1,233 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	adminv1 "github.com/udpd/udpd/gen/udpd/admin/v1"
+)
+
+func (a *app) newListenersCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "listeners",
+		Aliases: []string{"listener", "l"},
+		Short:   "Start, stop, rebind, list and inspect listeners",
+		Long: `Manage udpd's listeners over the admin API. Every change is saved by udpd
+before it is acknowledged, and calls are idempotent: starting what already
+runs returns it, and 'stop --allow-missing' succeeds for a listener gone.
+
+With -o json each command prints the protojson of the response message
+(udpd.admin.v1.StartListenerResponse, ListListenersResponse, …), as grpcurl
+would.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usageError{fmt.Errorf("%s needs a subcommand: start, stop, rebind, list or get", cmd.CommandPath())}
+		},
+	}
+	cmd.AddCommand(a.newStartCmd(), a.newStopCmd(), a.newRebindCmd(), a.newListCmd(), a.newGetCmd())
+	return cmd
+}
+
+// portFlag parses --port: a number from 0 to 65535.
+func portFlag(cmd *cobra.Command, port int) (string, error) {
+	if !cmd.Flags().Changed("port") {
+		return "", usageError{fmt.Errorf("%s needs --port", cmd.CommandPath())}
+	}
+	if port < 0 || port > 65535 {
+		return "", usageError{fmt.Errorf("--port %d: must be from 0 to 65535", port)}
+	}
+	return strconv.Itoa(port), nil
+}
+
+func (a *app) newStartCmd() *cobra.Command {
+	var host, name, requestID string
+	var port, workers int
+	cmd := &cobra.Command{
+		Use:   "start --port PORT [--host HOST] [--name ID]",
+		Short: "Start a listener",
+		Long: `Start a listener on HOST:PORT (port 0 picks a free port). Without --name
+udpd names it after the port ("udp-12000"). Starting a listener that already
+runs with the same settings returns it (exit 0).`,
+		Example: `  udpctl listeners start --port 12001
+  udpctl listeners start --port 12002 --host ::1 --name v6-echo`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := portFlag(cmd, port)
+			if err != nil {
+				return err
+			}
+			if workers < 0 {
+				return usageError{fmt.Errorf("--workers %d: must not be negative", workers)}
+			}
+			req := &adminv1.StartListenerRequest{
+				Id: name, Address: net.JoinHostPort(host, p), Workers: uint32(workers), RequestId: requestID,
+			}
+			return a.call(cmd.Context(), func(ctx context.Context, c adminv1.ListenerServiceClient) error {
+				resp, err := c.StartListener(ctx, req)
+				if err != nil {
+					return err
+				}
+				return a.printListeners(cmd, resp, resp.GetListener())
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&port, "port", 0, "UDP `port` to listen on (required; 0 picks one)")
+	f.StringVar(&host, "host", "127.0.0.1", "`IP` address to listen on (0.0.0.0 or :: for all)")
+	f.StringVar(&name, "name", "", "listener `id` ([a-z][a-z0-9-]*); default udp-PORT")
+	f.IntVar(&workers, "workers", 0, "sockets serving the address (0: udpd's default)")
+	f.StringVar(&requestID, "request-id", "", "idempotency `token`: a repeated request returns the first answer")
+	return cmd
+}
+
+func (a *app) newStopCmd() *cobra.Command {
+	var drain time.Duration
+	var allowMissing bool
+	cmd := &cobra.Command{
+		Use:   "stop ID",
+		Short: "Stop a listener, answering what it already received",
+		Example: `  udpctl listeners stop udp-12001
+  udpctl listeners stop udp-12001 --allow-missing   # idempotent`,
+		Args: exactArgs(1, "a listener ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := &adminv1.StopListenerRequest{Id: args[0], AllowMissing: allowMissing}
+			if cmd.Flags().Changed("drain-timeout") {
+				req.DrainTimeout = durationpb.New(drain)
+			}
+			return a.call(cmd.Context(), func(ctx context.Context, c adminv1.ListenerServiceClient) error {
+				resp, err := c.StopListener(ctx, req)
+				if err != nil {
+					return err
+				}
+				if resp.GetListener() == nil && !a.json() {
+					fmt.Fprintf(cmd.OutOrStdout(), "listener %q was not running\n", args[0])
+					return nil
+				}
+				return a.printListeners(cmd, resp, resp.GetListener())
+			})
+		},
+	}
+	cmd.Flags().DurationVar(&drain, "drain-timeout", time.Second, "how long to answer datagrams already queued")
+	cmd.Flags().BoolVar(&allowMissing, "allow-missing", false, "succeed if no such listener runs")
+	return cmd
+}
+
+func (a *app) newRebindCmd() *cobra.Command {
+	var host string
+	var port int
+	var drain time.Duration
+	cmd := &cobra.Command{
+		Use:   "rebind ID --port PORT [--host HOST]",
+		Short: "Move a listener to another address, keeping its id and counters",
+		Long: `Move a listener to HOST:PORT. udpd binds the new address first: if that
+fails, the listener keeps serving where it was and udpctl exits non-zero.
+Without --host the listener keeps its host.`,
+		Example: `  udpctl listeners rebind udp-12001 --port 12002`,
+		Args:    exactArgs(1, "a listener ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := portFlag(cmd, port)
+			if err != nil {
+				return err
+			}
+			return a.call(cmd.Context(), func(ctx context.Context, c adminv1.ListenerServiceClient) error {
+				h := host
+				if !cmd.Flags().Changed("host") {
+					cur, err := c.GetListener(ctx, &adminv1.GetListenerRequest{Id: args[0]})
+					if err != nil {
+						return err
+					}
+					h, _, err = net.SplitHostPort(cur.GetListener().GetAddress())
+					if err != nil {
+						return failure{fmt.Errorf("listener %q has address %q: %w", args[0], cur.GetListener().GetAddress(), err)}
+					}
+				}
+				req := &adminv1.RebindListenerRequest{Id: args[0], Address: net.JoinHostPort(h, p)}
+				if cmd.Flags().Changed("drain-timeout") {
+					req.DrainTimeout = durationpb.New(drain)
+				}
+				resp, err := c.RebindListener(ctx, req)
+				if err != nil {
+					return err
+				}
+				return a.printListeners(cmd, resp, resp.GetListener())
+			})
+		},
+	}
+	cmd.Flags().IntVar(&port, "port", 0, "new UDP `port` (required)")
+	cmd.Flags().StringVar(&host, "host", "", "new `IP` address (default: the current one)")
+	cmd.Flags().DurationVar(&drain, "drain-timeout", time.Second, "how long the old address answers what it already received")
+	return cmd
+}
+
+func (a *app) newListCmd() *cobra.Command {
+	var pageSize int32
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List listeners",
+		Example: `  udpctl listeners list
+  udpctl listeners list -o json | jq -r '.listeners[] | "\(.id) \(.boundAddress)"'`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.call(cmd.Context(), func(ctx context.Context, c adminv1.ListenerServiceClient) error {
+				var all []*adminv1.Listener
+				req := &adminv1.ListListenersRequest{PageSize: pageSize}
+				for {
+					resp, err := c.ListListeners(ctx, req)
+					if err != nil {
+						return err
+					}
+					if a.json() {
+						if err := printJSON(cmd.OutOrStdout(), resp); err != nil {
+							return err
+						}
+					}
+					all = append(all, resp.GetListeners()...)
+					if resp.GetNextPageToken() == "" {
+						break
+					}
+					req.PageToken = resp.GetNextPageToken()
+				}
+				if a.json() {
+					return nil
+				}
+				return listenersTable(all).write(cmd.OutOrStdout())
+			})
+		},
+	}
+	cmd.Flags().Int32Var(&pageSize, "page-size", 0, "listeners per call (0: udpd's default); with -o json each page is one document")
+	return cmd
+}
+
+func (a *app) newGetCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "get ID",
+		Short:   "Show one listener",
+		Example: `  udpctl listeners get udp-12000 -o json`,
+		Args:    exactArgs(1, "a listener ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.call(cmd.Context(), func(ctx context.Context, c adminv1.ListenerServiceClient) error {
+				resp, err := c.GetListener(ctx, &adminv1.GetListenerRequest{Id: args[0]})
+				if err != nil {
+					return err
+				}
+				return a.printListeners(cmd, resp, resp.GetListener())
+			})
+		},
+	}
+}
+
+// printListeners prints resp as JSON, or the listener as a table.
+func (a *app) printListeners(cmd *cobra.Command, resp proto.Message, l *adminv1.Listener) error {
+	if a.json() {
+		return printJSON(cmd.OutOrStdout(), resp)
+	}
+	return listenersTable([]*adminv1.Listener{l}).write(cmd.OutOrStdout())
+}

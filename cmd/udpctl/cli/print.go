@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	adminv1 "github.com/udpd/udpd/gen/udpd/admin/v1"
+)
+
+// jsonOpts print like grpcurl: indented protojson, proto field names in
+// lowerCamelCase, 64-bit integers as strings.
+var jsonOpts = protojson.MarshalOptions{Multiline: true, Indent: "  "}
+
+// printJSON writes one document for one response message.
+func printJSON(w io.Writer, m proto.Message) error {
+	b, err := jsonOpts.Marshal(m)
+	if err != nil {
+		return failure{err}
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// table is rows built once and rendered as an aligned text table with an
+// upper-case header; ids come first so awk and cut work.
+type table struct {
+	header []string
+	rows   [][]string
+}
+
+func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
+
+func (t *table) write(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(t.header, "\t"))
+	for _, r := range t.rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+func listenersTable(ls []*adminv1.Listener) *table {
+	t := &table{header: []string{"ID", "ADDRESS", "BOUND", "STATE", "GEN", "WORKERS", "RECEIVED", "SENT", "DROPPED", "AGE"}}
+	for _, l := range ls {
+		s := l.GetStats()
+		t.add(l.GetId(), l.GetAddress(), l.GetBoundAddress(), stateName(l.GetState()),
+			u64(l.GetGeneration()), u64(uint64(l.GetWorkers())),
+			u64(s.GetDatagramsReceived()), u64(s.GetDatagramsSent()), u64(dropped(s)),
+			age(l.GetCreateTime().AsTime()))
+	}
+	return t
+}
+
+func stateName(s adminv1.Listener_State) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "STATE_"))
+}
+
+// dropped is every datagram received and not answered.
+func dropped(s *adminv1.Stats) uint64 { return s.GetRepliesTooLarge() + s.GetSendErrors() }
+
+func statsTable(total *adminv1.Stats, per []*adminv1.ListenerStats, withTotal bool) *table {
+	t := &table{header: []string{"ID", "RECEIVED", "SENT", "BYTES_IN", "BYTES_OUT", "TOO_LARGE", "SEND_ERRORS", "READ_ERRORS", "KERNEL_DROPS"}}
+	row := func(id string, s *adminv1.Stats) {
+		t.add(id, u64(s.GetDatagramsReceived()), u64(s.GetDatagramsSent()), u64(s.GetBytesReceived()),
+			u64(s.GetBytesSent()), u64(s.GetRepliesTooLarge()), u64(s.GetSendErrors()),
+			u64(s.GetReadErrors()), u64(s.GetKernelDrops()))
+	}
+	for _, p := range per {
+		row(p.GetListenerId(), p.GetStats())
+	}
+	if withTotal {
+		row("TOTAL", total)
+	}
+	return t
+}
+
+func u64(v uint64) string { return strconv.FormatUint(v, 10) }
+
+func age(t time.Time) string {
+	if t.IsZero() || t.Unix() == 0 {
+		return "-"
+	}
+	return time.Since(t).Truncate(time.Second).String()
+}

@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	adminv1 "github.com/udpd/udpd/gen/udpd/admin/v1"
+)
+
+func (a *app) newStatsCmd() *cobra.Command {
+	var watch bool
+	var interval time.Duration
+	cmd := &cobra.Command{
+		Use:   "stats [ID]",
+		Short: "Show listener counters, once or live (--watch)",
+		Long: `Show the counters of listener ID, or of every listener and the daemon's
+totals (TOTAL also counts listeners stopped since udpd started).
+
+DROPPED datagrams are those received and not answered: TOO_LARGE (the reply
+would exceed the largest UDP payload) and SEND_ERRORS. KERNEL_DROPS never
+reached udpd: the socket's receive queue was full.
+
+With --watch, follow the WatchStats stream: on a terminal a table redrawn in
+place with per-second rates; otherwise (or with -o json) one document per
+update. Ctrl-C ends it (exit 0).`,
+		Example: `  udpctl stats
+  udpctl stats udp-12000 -o json | jq .total.datagramsSent
+  udpctl stats --watch --interval 500ms`,
+		Args: maxArgs(1, "one listener ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := ""
+			if len(args) == 1 {
+				id = args[0]
+			}
+			if watch {
+				return a.watchStats(cmd, id, interval)
+			}
+			return a.call(cmd.Context(), func(ctx context.Context, c adminv1.ListenerServiceClient) error {
+				resp, err := c.GetStats(ctx, &adminv1.GetStatsRequest{ListenerId: id})
+				if err != nil {
+					return err
+				}
+				if a.json() {
+					return printJSON(cmd.OutOrStdout(), resp)
+				}
+				return statsTable(resp.GetTotal(), resp.GetListeners(), id == "").write(cmd.OutOrStdout())
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "follow the counters until interrupted")
+	cmd.Flags().DurationVar(&interval, "interval", time.Second, "time between updates with --watch (100ms to 1h)")
+	return cmd
+}
+
+func (a *app) watchStats(cmd *cobra.Command, id string, interval time.Duration) error {
+	conn, err := a.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx := cmd.Context()
+	c := adminv1.NewListenerServiceClient(conn)
+	stream, err := c.WatchStats(ctx, &adminv1.WatchStatsRequest{ListenerId: id, Interval: durationpb.New(interval)})
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	live := !a.json() && isTerminal(out)
+	var prev *adminv1.WatchStatsResponse
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			if ctx.Err() != nil || status.Code(err) == codes.Canceled {
+				return nil // interrupted: a normal end
+			}
+			return err
+		}
+		switch {
+		case a.json():
+			err = printJSON(out, resp)
+		case live:
+			err = drawLive(out, prev, resp)
+		default:
+			fmt.Fprintf(out, "%s\n", resp.GetTime().AsTime().Local().Format(time.RFC3339))
+			err = statsTable(resp.GetTotal(), resp.GetListeners(), id == "").write(out)
+		}
+		if err != nil {
+			return err
+		}
+		prev = resp
+	}
+}
+
+// drawLive redraws a terminal in place: rates since the previous update
+// and totals.
+func drawLive(w io.Writer, prev, cur *adminv1.WatchStatsResponse) error {
+	secs := 0.0
+	if prev != nil {
+		secs = cur.GetTime().AsTime().Sub(prev.GetTime().AsTime()).Seconds()
+	}
+	before := map[string]*adminv1.Stats{}
+	if prev != nil {
+		for _, l := range prev.GetListeners() {
+			before[l.GetListenerId()] = l.GetStats()
+		}
+		before["\x00total"] = prev.GetTotal()
+	}
+	t := &table{header: []string{"ID", "IN/S", "OUT/S", "BYTES_IN/S", "BYTES_OUT/S", "DROPS/S", "RECEIVED", "SENT", "DROPPED", "KERNEL_DROPS"}}
+	row := func(name, key string, s *adminv1.Stats) {
+		p := before[key]
+		rate := func(f func(*adminv1.Stats) uint64) string {
+			if p == nil || secs <= 0 || f(s) < f(p) {
+				return "-"
+			}
+			return fmt.Sprintf("%.0f", float64(f(s)-f(p))/secs)
+		}
+		t.add(name,
+			rate((*adminv1.Stats).GetDatagramsReceived), rate((*adminv1.Stats).GetDatagramsSent),
+			rate((*adminv1.Stats).GetBytesReceived), rate((*adminv1.Stats).GetBytesSent), rate(dropped),
+			u64(s.GetDatagramsReceived()), u64(s.GetDatagramsSent()), u64(dropped(s)), u64(s.GetKernelDrops()))
+	}
+	for _, l := range cur.GetListeners() {
+		row(l.GetListenerId(), l.GetListenerId(), l.GetStats())
+	}
+	row("TOTAL", "\x00total", cur.GetTotal())
+	// Home the cursor and clear the screen, then draw.
+	fmt.Fprintf(w, "\x1b[H\x1b[2Judpd stats at %s (Ctrl-C to stop)\n\n", cur.GetTime().AsTime().Local().Format("15:04:05"))
+	return t.write(w)
+}
