@@ -85,10 +85,13 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) (err error) {
 			m.Shutdown(sctx)
 		}
 	}()
+	started := make([]manager.Listener, 0, len(specs))
 	for _, s := range specs {
-		if _, err := m.Start(ctx, s, ""); err != nil {
+		l, err := m.Start(ctx, s, "")
+		if err != nil {
 			return err
 		}
+		started = append(started, l)
 	}
 	if len(specs) == 0 && store != nil {
 		// Record the (empty) configuration so --resume finds it.
@@ -105,14 +108,13 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) (err error) {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 
-	ls, _ := m.List("", 0)
-	addrs := make([]string, len(ls))
-	for i, l := range ls {
+	addrs := make([]string, len(started))
+	for i, l := range started {
 		addrs[i] = l.ID + "=" + l.BoundAddress.String()
 	}
 	log.Info("udpd ready", "admin", lis.Addr().String(), "listeners", strings.Join(addrs, " "), "state", cfg.statePath, "version", Version())
 	if cfg.readyFile != "" {
-		if err := writeReady(cfg.readyFile, lis.Addr().String(), ls); err != nil {
+		if err := writeReady(cfg.readyFile, lis.Addr().String(), started); err != nil {
 			srv.Stop(0)
 			return err
 		}
@@ -166,8 +168,9 @@ func initialSpecs(cfg *config, store *state.File, log *slog.Logger) ([]manager.S
 	return specs, nil
 }
 
-// writeReady writes the admin address and the listeners' bound addresses,
-// one per line ("admin ADDR", "listener ID ADDR"), atomically.
+// writeReady writes the admin address and the listeners' bound addresses
+// in the order they were started, one per line ("admin ADDR", "listener ID
+// ADDR"), atomically.
 func writeReady(path, adminAddr string, ls []manager.Listener) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "admin %s\n", adminAddr)

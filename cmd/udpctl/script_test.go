@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/udpd/udpd/cmd/udpctl/cli"
+	"github.com/udpd/udpd/cmd/udpd/daemon"
+)
+
+// grpcurlVersion is the grpcurl the end-to-end scripts run.
+const grpcurlVersion = "v1.9.4"
+
+func TestMain(m *testing.M) {
+	// The scripts run udpd and udpctl as real processes: this test binary,
+	// re-executed under those names.
+	testscript.Main(m, map[string]func(){
+		"udpd":   daemon.Main,
+		"udpctl": cli.Main,
+	})
+}
+
+// TestScripts runs testdata/script/*.txtar: udpd and udpctl driven end to
+// end on loopback, as a user would.
+func TestScripts(t *testing.T) {
+	grpcurlDir := findGrpcurl(t)
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			// The race runtime sleeps 1 s at exit by default; the scripts
+			// start many processes.
+			env.Setenv("GORACE", "atexit_sleep_ms=0")
+			if grpcurlDir != "" {
+				env.Setenv("PATH", grpcurlDir+string(os.PathListSeparator)+env.Getenv("PATH"))
+			}
+			env.Setenv("HOME", env.WorkDir)
+			env.Setenv("XDG_STATE_HOME", filepath.Join(env.WorkDir, "state"))
+			env.Setenv("UDPCTL_ADMIN", "")
+			env.Setenv("UDPCTL_SERVER", "")
+			return nil
+		},
+		Condition: func(cond string) (bool, error) {
+			if cond != "ipv6" {
+				return false, fmt.Errorf("unknown condition %q", cond)
+			}
+			c, err := net.ListenPacket("udp6", "[::1]:0")
+			if err != nil {
+				return false, nil
+			}
+			c.Close()
+			return true, nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"waitready": cmdWaitReady,
+			"sigterm":   cmdSigterm,
+			"exits":     cmdExits,
+			"jsondocs":  cmdJSONDocs,
+		},
+	})
+}
+
+// findGrpcurl returns the directory of a grpcurl binary: on PATH, or
+// installed once from the module proxy into the user's cache. In CI a
+// missing grpcurl fails the test; elsewhere the scripts that need it skip.
+func findGrpcurl(t *testing.T) string {
+	if p, err := exec.LookPath("grpcurl"); err == nil {
+		return filepath.Dir(p)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	dir := filepath.Join(cache, "udpd-test", "grpcurl-"+grpcurlVersion)
+	if _, err := os.Stat(filepath.Join(dir, "grpcurl")); err == nil {
+		return dir
+	}
+	cmd := exec.Command("go", "install", "github.com/fullstorydev/grpcurl/cmd/grpcurl@"+grpcurlVersion)
+	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-mod=mod")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		return dir
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("installing grpcurl %s: %v\n%s", grpcurlVersion, err, out)
+	}
+	t.Logf("grpcurl not available (%v); scripts needing it skip", err)
+	return ""
+}
+
+// waitready FILE waits (up to 20 s) for udpd's --ready-file and exports
+// UDPCTL_ADMIN (the admin address), UDPCTL_SERVER (the first listener's
+// address), UDP_1, UDP_2, … (each listener's address, in id order) and
+// UDP_<id> (the same by id, dashes as underscores).
+func cmdWaitReady(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitready FILE")
+	}
+	path := ts.MkAbs(args[0])
+	deadline := time.Now().Add(20 * time.Second)
+	var b []byte
+	for {
+		var err error
+		b, err = os.ReadFile(path)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("udpd not ready after 20s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	n := 0
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) == 2 && f[0] == "admin":
+			ts.Setenv("UDPCTL_ADMIN", f[1])
+		case len(f) == 3 && f[0] == "listener":
+			n++
+			ts.Setenv("UDP_"+strconv.Itoa(n), f[2])
+			ts.Setenv("UDP_"+strings.ReplaceAll(f[1], "-", "_"), f[2])
+			if n == 1 {
+				ts.Setenv("UDPCTL_SERVER", f[2])
+			}
+		}
+	}
+	os.Remove(path) // so the next waitready waits for the next udpd
+}
+
+// sigterm sends SIGTERM to every background command (udpd); wait collects
+// them.
+func cmdSigterm(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: sigterm")
+	}
+	for _, c := range ts.BackgroundCmds() {
+		if c.Process != nil {
+			ts.Check(c.Process.Signal(syscall.SIGTERM))
+		}
+	}
+}
+
+// exits CODE PROG ARGS... runs PROG and checks its exit code; stdout and
+// stderr are kept for the next commands like exec's.
+func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits CODE PROG [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		got = ee.ExitCode()
+	case err != nil:
+		ts.Fatalf("%s: %v", args[1], err)
+	}
+	if got != want {
+		ts.Fatalf("%s exited %d, want %d", args[1], got, want)
+	}
+}
+
+// jsondocs FILE N checks that FILE holds exactly N JSON documents.
+func cmdJSONDocs(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: jsondocs FILE N")
+	}
+	want, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	dec := json.NewDecoder(strings.NewReader(ts.ReadFile(args[0])))
+	got := 0
+	for {
+		var v any
+		err := dec.Decode(&v)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			ts.Fatalf("%s: document %d: %v", args[0], got+1, err)
+		}
+		got++
+	}
+	if got != want {
+		ts.Fatalf("%s holds %d JSON documents, want %d", args[0], got, want)
+	}
+}

@@ -1,0 +1,5 @@
+//go:build race
+
+package uppercase
+
+const raceEnabled = true
