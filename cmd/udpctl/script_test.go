@@ -71,6 +71,7 @@ func TestScripts(t *testing.T) {
 			"sigterm":   cmdSigterm,
 			"exits":     cmdExits,
 			"jsondocs":  cmdJSONDocs,
+			"jsoneq":    cmdJSONEq,
 		},
 	})
 }
@@ -105,8 +106,9 @@ func findGrpcurl(t *testing.T) string {
 
 // waitready FILE waits (up to 20 s) for udpd's --ready-file and exports
 // UDPCTL_ADMIN (the admin address), UDPCTL_SERVER (the first listener's
-// address), UDP_1, UDP_2, … (each listener's address, in id order) and
-// UDP_<id> (the same by id, dashes as underscores).
+// address), UDP_1, UDP_2, … (each listener's address, in the order udpd
+// started them), PORT_1, PORT_2, … (their ports) and UDP_<id> (the
+// address by id, dashes as underscores).
 func cmdWaitReady(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: waitready FILE")
@@ -135,6 +137,9 @@ func cmdWaitReady(ts *testscript.TestScript, neg bool, args []string) {
 		case len(f) == 3 && f[0] == "listener":
 			n++
 			ts.Setenv("UDP_"+strconv.Itoa(n), f[2])
+			if _, port, err := net.SplitHostPort(f[2]); err == nil {
+				ts.Setenv("PORT_"+strconv.Itoa(n), port)
+			}
 			ts.Setenv("UDP_"+strings.ReplaceAll(f[1], "-", "_"), f[2])
 			if n == 1 {
 				ts.Setenv("UDPCTL_SERVER", f[2])
@@ -201,5 +206,38 @@ func cmdJSONDocs(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	if got != want {
 		ts.Fatalf("%s holds %d JSON documents, want %d", args[0], got, want)
+	}
+}
+
+// jsoneq A B [PATH...] checks that files A and B hold the same JSON
+// document, leaving out the dotted PATHs (fields that legitimately differ
+// between two calls, such as counters and times).
+func cmdJSONEq(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 {
+		ts.Fatalf("usage: jsoneq A B [PATH...]")
+	}
+	var docs [2]map[string]any
+	for i := range docs {
+		if err := json.Unmarshal([]byte(ts.ReadFile(args[i])), &docs[i]); err != nil {
+			ts.Fatalf("%s: %v", args[i], err)
+		}
+		for _, p := range args[2:] {
+			deletePath(docs[i], strings.Split(p, "."))
+		}
+	}
+	a, _ := json.Marshal(docs[0])
+	b, _ := json.Marshal(docs[1])
+	if eq := bytes.Equal(a, b); eq == neg {
+		ts.Fatalf("%s and %s: equal = %v\n%s\n%s", args[0], args[1], eq, a, b)
+	}
+}
+
+func deletePath(m map[string]any, path []string) {
+	if len(path) == 1 {
+		delete(m, path[0])
+		return
+	}
+	if sub, ok := m[path[0]].(map[string]any); ok {
+		deletePath(sub, path[1:])
 	}
 }

@@ -74,6 +74,20 @@ func roundTrip(t testing.TB, c *net.UDPConn, req []byte) []byte {
 	return buf[:n]
 }
 
+// settled waits (boundedly) until the listener's counters satisfy ok: a
+// worker adds a batch's counts just after sending its replies, so a client
+// can see a reply an instant before the counters do.
+func settled(t *testing.T, l *Listener, ok func(Stats) bool) Stats {
+	t.Helper()
+	var s Stats
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if s = l.Stats(); ok(s) {
+			break
+		}
+	}
+	return s
+}
+
 func TestRoundTrip(t *testing.T) {
 	big := bytes.Repeat([]byte("abcdefgh"), MaxPayloadIPv4/8+1)[:MaxPayloadIPv4]
 	bigMixed := []byte(strings.Repeat("straße ÿ ", MaxPayloadIPv4/12))
@@ -119,7 +133,7 @@ func TestReplyTooLargeIsDroppedAndCounted(t *testing.T) {
 	if got := roundTrip(t, c, []byte("still here")); string(got) != "STILL HERE" {
 		t.Fatalf("reply after oversized expansion = %q, want %q", got, "STILL HERE")
 	}
-	s := l.Stats()
+	s := settled(t, l, func(s Stats) bool { return s.DatagramsReceived == 2 })
 	if s.RepliesTooLarge != 1 || s.DatagramsReceived != 2 || s.DatagramsSent != 1 {
 		t.Errorf("stats = %+v, want 2 received, 1 sent, 1 too large", s)
 	}
@@ -170,7 +184,7 @@ func TestConcurrentSenders(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	s := l.Stats()
+	s := settled(t, l, func(s Stats) bool { return s.DatagramsSent >= senders*each })
 	if s.DatagramsSent < senders*each || s.DatagramsReceived != s.DatagramsSent+s.Dropped() {
 		t.Errorf("stats = %+v, want >= %d sent and received == sent + dropped", s, senders*each)
 	}
