@@ -7,6 +7,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/udpd/udpd/service/manager"
 )
@@ -58,14 +59,14 @@ func withDetails(code codes.Code, reason string, err error) error {
 	info := &errdetails.ErrorInfo{Reason: reason, Domain: errorDomain}
 	var fe *manager.FieldError
 	st := status.New(code, err.Error())
+	details := []protoadapt.MessageV1{info}
 	if errors.As(err, &fe) {
 		info.Metadata = map[string]string{"field": fe.Field}
-		st, _ = st.WithDetails(info, &errdetails.BadRequest{
+		details = append(details, &errdetails.BadRequest{
 			FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: fe.Field, Description: fe.Reason}},
 		})
-		return st.Err()
 	}
-	if with, derr := st.WithDetails(info); derr == nil {
+	if with, derr := st.WithDetails(details...); derr == nil {
 		st = with
 	}
 	return st.Err()

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"runtime/debug"
@@ -15,7 +16,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/grpc/status"
 
 	adminv1 "github.com/udpd/udpd/gen/udpd/admin/v1"
 	"github.com/udpd/udpd/service/manager"
@@ -48,7 +48,7 @@ func NewServer(m *manager.Manager, opts Options) *Server {
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
 	rec := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		log.ErrorContext(ctx, "panic in admin call", "panic", p, "stack", string(debug.Stack()))
-		return status.Error(codes.Internal, "internal error")
+		return withDetails(codes.Internal, "INTERNAL", errors.New("internal error"))
 	})
 	g := grpc.NewServer(
 		grpc.ChainUnaryInterceptor(

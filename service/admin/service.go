@@ -3,6 +3,8 @@ package admin
 import (
 	"context"
 	"encoding/base64"
+	"errors"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
@@ -102,13 +104,16 @@ func (s *Service) ListListeners(_ context.Context, req *adminv1.ListListenersReq
 	size := int(req.GetPageSize())
 	switch {
 	case size < 0:
-		return nil, invalid("page_size", req.String(), "must not be negative")
+		return nil, invalid("page_size", strconv.Itoa(size), "must not be negative")
 	case size == 0:
 		size = defaultPageSize
 	case size > maxPageSize:
 		size = maxPageSize
 	}
 	after, err := base64.RawURLEncoding.DecodeString(req.GetPageToken())
+	if err == nil && len(after) > 0 {
+		err = manager.ValidateID(string(after)) // tokens hold an id
+	}
 	if err != nil {
 		return nil, invalid("page_token", req.GetPageToken(), "is not a token this server returned")
 	}
@@ -167,7 +172,7 @@ func (s *Service) WatchStats(req *adminv1.WatchStatsRequest, stream grpc.ServerS
 		case <-stream.Context().Done():
 			return status.FromContextError(stream.Context().Err()).Err()
 		case <-s.done:
-			return status.Error(codes.Unavailable, "udpd is shutting down")
+			return withDetails(codes.Unavailable, "SHUTTING_DOWN", errors.New("udpd is shutting down"))
 		}
 	}
 }

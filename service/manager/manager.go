@@ -208,9 +208,9 @@ func (m *Manager) Stop(ctx context.Context, id string, drain time.Duration) (Lis
 	}
 	m.mu.Lock()
 	e, ok := m.byID[id]
-	if !ok || m.closed {
+	if closed := m.closed; !ok || closed {
 		m.mu.Unlock()
-		if m.closed {
+		if closed {
 			return Listener{}, ErrClosed
 		}
 		return Listener{}, fmt.Errorf("stop %q: %w", id, ErrNotFound)
@@ -266,7 +266,21 @@ func (m *Manager) Rebind(ctx context.Context, id, address string, drain time.Dur
 		defer m.mu.Unlock()
 		return m.describe(e), nil
 	}
-	if other := m.onAddress(addr); other != nil {
+	other := m.onAddress(addr)
+	if other == e {
+		// e asked for port 0 and was given this one: keep the sockets and
+		// record the fixed address.
+		oldSpec, oldAddr := e.spec, e.addr
+		e.spec.Address, e.addr = address, addr
+		if err := m.save(); err != nil {
+			e.spec, e.addr = oldSpec, oldAddr
+			m.mu.Unlock()
+			return Listener{}, fmt.Errorf("rebind %q: %w", id, err)
+		}
+		defer m.mu.Unlock()
+		return m.describe(e), nil
+	}
+	if other != nil {
 		m.mu.Unlock()
 		return Listener{}, fmt.Errorf("rebind %q to %s: listener %q holds it: %w", id, address, other.spec.ID, ErrAddressInUse)
 	}
@@ -513,6 +527,10 @@ func (m *Manager) newID(addr netip.AddrPort) string {
 
 func (m *Manager) remember(requestID, id string) {
 	if requestID == "" {
+		return
+	}
+	if _, seen := m.requests[requestID]; seen {
+		m.requests[requestID] = id // reused after its listener went: keep one entry
 		return
 	}
 	if len(m.reqOrder) >= maxRequestIDs {

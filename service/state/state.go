@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -52,6 +53,9 @@ func (f *File) Load() ([]manager.Spec, error) {
 	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("load state %s: %w: %v", f.Path, ErrCorrupt, err)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("load state %s: %w: data after the document", f.Path, ErrCorrupt)
+	}
 	if doc.Version != version {
 		return nil, fmt.Errorf("load state %s: %w: version %d, want %d", f.Path, ErrCorrupt, doc.Version, version)
 	}
@@ -62,6 +66,9 @@ func (f *File) Load() ([]manager.Spec, error) {
 		}
 		if _, err := manager.ParseAddress(s.Address); err != nil {
 			return nil, fmt.Errorf("load state %s: %w: listener %q: %v", f.Path, ErrCorrupt, s.ID, err)
+		}
+		if s.Workers < 0 || s.Workers > 1024 {
+			return nil, fmt.Errorf("load state %s: %w: listener %q: workers %d is not from 0 to 1024", f.Path, ErrCorrupt, s.ID, s.Workers)
 		}
 		if seen[s.ID] {
 			return nil, fmt.Errorf("load state %s: %w: listener %q appears twice", f.Path, ErrCorrupt, s.ID)
