@@ -30,6 +30,8 @@ type Config struct {
 	Workers int
 	// Batch is the most datagrams read per system call; 0 means DefaultBatch.
 	Batch int
+	// Policy says which datagrams not to answer.
+	Policy Policy
 }
 
 // Listener is a bound group of sockets answering datagrams on one address.
@@ -38,6 +40,7 @@ type Listener struct {
 	workers    []*worker
 	start      time.Time
 	maxPayload int
+	policy     Policy
 
 	draining   atomic.Bool
 	drainUntil atomic.Int64 // unix nanoseconds; valid once draining is set
@@ -72,13 +75,14 @@ func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 		addr:       bound,
 		start:      time.Now(),
 		maxPayload: MaxPayloadIPv4,
+		policy:     cfg.Policy,
 		done:       make(chan struct{}),
 	}
 	if bound.Addr().Is6() && !bound.Addr().Is4In6() {
 		l.maxPayload = MaxPayloadIPv6
 	}
 	for _, c := range conns {
-		w, err := newWorker(l, c, batch)
+		w, err := newWorker(l, c, batch, cfg.Policy.RateLimit.Scale(len(conns)))
 		if err != nil {
 			for _, c := range conns {
 				c.Close()

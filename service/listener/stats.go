@@ -15,8 +15,10 @@ type Stats struct {
 	DatagramsSent     uint64
 	BytesReceived     uint64
 	BytesSent         uint64
-	RepliesTooLarge   uint64 // reply would exceed the largest UDP payload
+	RepliesTooLarge   uint64 // reply would exceed the largest UDP payload (or MaxReplyRatio)
 	SendErrors        uint64 // the kernel refused the reply
+	LoopBlocked       uint64 // source port is a responder's (Policy.LoopPorts)
+	RateLimited       uint64 // source network over its rate (Policy.RateLimit)
 	ReadErrors        uint64 // failed reads (not datagrams)
 	// KernelDrops counts datagrams the kernel dropped because a socket's
 	// receive queue was full (SO_RXQ_OVFL); they never reached the
@@ -26,7 +28,9 @@ type Stats struct {
 }
 
 // Dropped is the number of datagrams received and not answered.
-func (s Stats) Dropped() uint64 { return s.RepliesTooLarge + s.SendErrors }
+func (s Stats) Dropped() uint64 {
+	return s.RepliesTooLarge + s.SendErrors + s.LoopBlocked + s.RateLimited
+}
 
 // Add returns the field-wise sum of s and o; the earlier Start wins.
 func (s Stats) Add(o Stats) Stats {
@@ -36,6 +40,8 @@ func (s Stats) Add(o Stats) Stats {
 	s.BytesSent += o.BytesSent
 	s.RepliesTooLarge += o.RepliesTooLarge
 	s.SendErrors += o.SendErrors
+	s.LoopBlocked += o.LoopBlocked
+	s.RateLimited += o.RateLimited
 	s.ReadErrors += o.ReadErrors
 	s.KernelDrops += o.KernelDrops
 	if s.Start.IsZero() || (!o.Start.IsZero() && o.Start.Before(s.Start)) {
@@ -54,6 +60,8 @@ type counters struct {
 	bytesSent         atomic.Uint64
 	repliesTooLarge   atomic.Uint64
 	sendErrors        atomic.Uint64
+	loopBlocked       atomic.Uint64
+	rateLimited       atomic.Uint64
 	readErrors        atomic.Uint64
 	kernelDrops       atomic.Uint64
 	_                 [64]byte
@@ -67,6 +75,8 @@ func (c *counters) load() Stats {
 		BytesSent:       c.bytesSent.Load(),
 		RepliesTooLarge: c.repliesTooLarge.Load(),
 		SendErrors:      c.sendErrors.Load(),
+		LoopBlocked:     c.loopBlocked.Load(),
+		RateLimited:     c.rateLimited.Load(),
 		ReadErrors:      c.readErrors.Load(),
 		KernelDrops:     c.kernelDrops.Load(),
 	}
@@ -78,6 +88,7 @@ func (c *counters) load() Stats {
 // tally is what one batch did; the worker adds it to its counters at once.
 type tally struct {
 	received, sent, bytesIn, bytesOut, tooLarge, sendErrors uint64
+	loopBlocked, rateLimited                                uint64
 }
 
 func (c *counters) add(t *tally) {
@@ -95,6 +106,12 @@ func (c *counters) add(t *tally) {
 	}
 	if t.sendErrors != 0 {
 		c.sendErrors.Add(t.sendErrors)
+	}
+	if t.loopBlocked != 0 {
+		c.loopBlocked.Add(t.loopBlocked)
+	}
+	if t.rateLimited != 0 {
+		c.rateLimited.Add(t.rateLimited)
 	}
 	*t = tally{}
 }

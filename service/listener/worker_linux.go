@@ -9,6 +9,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/udpd/udpd/service/ratelimit"
 	"github.com/udpd/udpd/service/uppercase"
 	"golang.org/x/sys/unix"
 )
@@ -50,9 +51,11 @@ type worker struct {
 	pending                  []unix.Mmsghdr
 
 	kernelDrops uint32 // last SO_RXQ_OVFL value seen
+
+	limiter *ratelimit.Limiter // nil: no rate limit
 }
 
-func newWorker(l *Listener, c *net.UDPConn, maxBatch int) (*worker, error) {
+func newWorker(l *Listener, c *net.UDPConn, maxBatch int, limit ratelimit.Config) (*worker, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil, err
@@ -61,6 +64,9 @@ func newWorker(l *Listener, c *net.UDPConn, maxBatch int) (*worker, error) {
 	w.readFn = w.read
 	w.drainFn = w.drainRead
 	w.writeFn = w.write
+	if limit.Enabled() {
+		w.limiter = ratelimit.New(limit)
+	}
 	// An idle listener holds one receive buffer; the full batch is
 	// allocated the first time a read fills what it has.
 	w.setBatch(1)
@@ -175,6 +181,11 @@ func (w *worker) drainRead(fd uintptr) bool {
 // handle answers the n datagrams of the last read.
 func (w *worker) handle(n int) {
 	var t tally
+	var now int64
+	if w.limiter != nil {
+		now = int64(time.Since(w.l.start)) // monotonic
+	}
+	policy := &w.l.policy
 	for i := range n {
 		h := &w.rhdrs[i]
 		size := int(h.Len)
@@ -186,6 +197,15 @@ func (w *worker) handle(n int) {
 		}
 		if h.Hdr.Controllen > 0 {
 			w.controlMessages(h.Hdr.Controllen, i)
+		}
+		src, port := sourceOf(&w.names[i])
+		if port == 0 || policy.LoopPorts.Has(port) {
+			t.loopBlocked++
+			continue
+		}
+		if w.limiter != nil && (policy.LimitLoopback || !src.IsLoopback()) && !w.limiter.Allow(src, size, now) {
+			t.rateLimited++
+			continue
 		}
 		req := w.bufs[i][:size]
 		reply := req
@@ -200,7 +220,8 @@ func (w *worker) handle(n int) {
 			w.out = uppercase.Append(w.out, req)
 			reply = w.out[start:]
 		}
-		if len(reply) > w.l.maxPayload {
+		if len(reply) > w.l.maxPayload || (policy.MaxReplyRatio > 0 && len(reply) > size &&
+			float64(len(reply)) > policy.MaxReplyRatio*float64(size)) {
 			t.tooLarge++
 			continue
 		}

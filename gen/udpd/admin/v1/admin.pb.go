@@ -101,7 +101,10 @@ type Listener struct {
 	// workers is the number of sockets (and goroutines) serving the address.
 	Workers uint32 `protobuf:"varint,8,opt,name=workers,proto3" json:"workers,omitempty"`
 	// stats are the listener's counters at the time of the call.
-	Stats         *Stats `protobuf:"bytes,9,opt,name=stats,proto3" json:"stats,omitempty"`
+	Stats *Stats `protobuf:"bytes,9,opt,name=stats,proto3" json:"stats,omitempty"`
+	// limits are the limits in force (the daemon's defaults unless the
+	// listener was started with its own).
+	Limits        *Limits `protobuf:"bytes,10,opt,name=limits,proto3" json:"limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -199,10 +202,115 @@ func (x *Listener) GetStats() *Stats {
 	return nil
 }
 
+func (x *Listener) GetLimits() *Limits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// Limits protect a listener from abuse: a UDP responder on the Internet can
+// be made to reflect traffic at a spoofed victim.
+type Limits struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// per_second is how many datagrams a second are answered per source
+	// network (/24 for IPv4, /56 for IPv6); 0 means no limit.
+	PerSecond float64 `protobuf:"fixed64,1,opt,name=per_second,json=perSecond,proto3" json:"per_second,omitempty"`
+	// burst is how many datagrams a source network may have answered at
+	// once; 0 means per_second (at least 1).
+	Burst uint32 `protobuf:"varint,2,opt,name=burst,proto3" json:"burst,omitempty"`
+	// bytes_per_second is how many request bytes a second are answered per
+	// source network; 0 means no limit.
+	BytesPerSecond float64 `protobuf:"fixed64,3,opt,name=bytes_per_second,json=bytesPerSecond,proto3" json:"bytes_per_second,omitempty"`
+	// bytes_burst is the byte allowance at once; 0 means max(65535,
+	// bytes_per_second).
+	BytesBurst uint32 `protobuf:"varint,4,opt,name=bytes_burst,json=bytesBurst,proto3" json:"bytes_burst,omitempty"`
+	// limit_loopback applies the limits to loopback sources too; by default
+	// they are exempt so local tools and benchmarks are not throttled.
+	LimitLoopback bool `protobuf:"varint,5,opt,name=limit_loopback,json=limitLoopback,proto3" json:"limit_loopback,omitempty"`
+	// max_reply_ratio, when positive, refuses replies longer than this many
+	// times their request (an uppercase can be 3x longer); 0 means off.
+	MaxReplyRatio float64 `protobuf:"fixed64,6,opt,name=max_reply_ratio,json=maxReplyRatio,proto3" json:"max_reply_ratio,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Limits) Reset() {
+	*x = Limits{}
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Limits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Limits) ProtoMessage() {}
+
+func (x *Limits) ProtoReflect() protoreflect.Message {
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Limits.ProtoReflect.Descriptor instead.
+func (*Limits) Descriptor() ([]byte, []int) {
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Limits) GetPerSecond() float64 {
+	if x != nil {
+		return x.PerSecond
+	}
+	return 0
+}
+
+func (x *Limits) GetBurst() uint32 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
+func (x *Limits) GetBytesPerSecond() float64 {
+	if x != nil {
+		return x.BytesPerSecond
+	}
+	return 0
+}
+
+func (x *Limits) GetBytesBurst() uint32 {
+	if x != nil {
+		return x.BytesBurst
+	}
+	return 0
+}
+
+func (x *Limits) GetLimitLoopback() bool {
+	if x != nil {
+		return x.LimitLoopback
+	}
+	return false
+}
+
+func (x *Limits) GetMaxReplyRatio() float64 {
+	if x != nil {
+		return x.MaxReplyRatio
+	}
+	return 0
+}
+
 // Stats are cumulative counters, monotonic since start_time. Datagrams that
-// were received but not answered are counted in exactly one drop counter,
-// so after traffic stops datagrams_received equals datagrams_sent plus the
-// sum of the drop counters.
+// were received but not answered are counted in exactly one drop counter
+// (replies_too_large, send_errors, loop_blocked, rate_limited), so after
+// traffic stops datagrams_received equals datagrams_sent plus their sum.
 type Stats struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// datagrams_received counts datagrams read from the socket.
@@ -225,14 +333,21 @@ type Stats struct {
 	// kernel_drops counts datagrams the kernel discarded because a socket's
 	// receive queue was full; they never reached udpd, so they are not in
 	// datagrams_received.
-	KernelDrops   uint64 `protobuf:"varint,9,opt,name=kernel_drops,json=kernelDrops,proto3" json:"kernel_drops,omitempty"`
+	KernelDrops uint64 `protobuf:"varint,9,opt,name=kernel_drops,json=kernelDrops,proto3" json:"kernel_drops,omitempty"`
+	// loop_blocked counts datagrams not answered because their source port
+	// is a responder's (echo, daytime, …, or a port of this daemon's): the
+	// reply could start a loop between two responders.
+	LoopBlocked uint64 `protobuf:"varint,10,opt,name=loop_blocked,json=loopBlocked,proto3" json:"loop_blocked,omitempty"`
+	// rate_limited counts datagrams not answered because their source
+	// network exceeded the listener's limits.
+	RateLimited   uint64 `protobuf:"varint,11,opt,name=rate_limited,json=rateLimited,proto3" json:"rate_limited,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Stats) Reset() {
 	*x = Stats{}
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[1]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -244,7 +359,7 @@ func (x *Stats) String() string {
 func (*Stats) ProtoMessage() {}
 
 func (x *Stats) ProtoReflect() protoreflect.Message {
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[1]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -257,7 +372,7 @@ func (x *Stats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stats.ProtoReflect.Descriptor instead.
 func (*Stats) Descriptor() ([]byte, []int) {
-	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Stats) GetDatagramsReceived() uint64 {
@@ -323,6 +438,20 @@ func (x *Stats) GetKernelDrops() uint64 {
 	return 0
 }
 
+func (x *Stats) GetLoopBlocked() uint64 {
+	if x != nil {
+		return x.LoopBlocked
+	}
+	return 0
+}
+
+func (x *Stats) GetRateLimited() uint64 {
+	if x != nil {
+		return x.RateLimited
+	}
+	return 0
+}
+
 // ListenerStats are the counters of one listener.
 type ListenerStats struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -336,7 +465,7 @@ type ListenerStats struct {
 
 func (x *ListenerStats) Reset() {
 	*x = ListenerStats{}
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[2]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -348,7 +477,7 @@ func (x *ListenerStats) String() string {
 func (*ListenerStats) ProtoMessage() {}
 
 func (x *ListenerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[2]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -361,7 +490,7 @@ func (x *ListenerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenerStats.ProtoReflect.Descriptor instead.
 func (*ListenerStats) Descriptor() ([]byte, []int) {
-	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ListenerStats) GetListenerId() string {
@@ -381,8 +510,9 @@ func (x *ListenerStats) GetStats() *Stats {
 // StartListenerRequest asks for a new listener.
 type StartListenerRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// id is optional; when empty the daemon picks one ("l-" and a short
-	// random suffix), or returns the listener already running on address.
+	// id is optional; when empty the daemon returns the listener already
+	// running on address, or picks an id: "udp-PORT" ("udp-12000"), or
+	// "udp-" and six hex digits for port 0.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// address is host:port to bind; host is an IP literal or "localhost".
 	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
@@ -390,14 +520,17 @@ type StartListenerRequest struct {
 	Workers uint32 `protobuf:"varint,3,opt,name=workers,proto3" json:"workers,omitempty"`
 	// request_id is an optional client token; repeating a request with the
 	// same request_id returns the first answer.
-	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// limits, when set, replace the daemon's default limits for this
+	// listener.
+	Limits        *Limits `protobuf:"bytes,5,opt,name=limits,proto3" json:"limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StartListenerRequest) Reset() {
 	*x = StartListenerRequest{}
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[3]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -409,7 +542,7 @@ func (x *StartListenerRequest) String() string {
 func (*StartListenerRequest) ProtoMessage() {}
 
 func (x *StartListenerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[3]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -422,7 +555,7 @@ func (x *StartListenerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartListenerRequest.ProtoReflect.Descriptor instead.
 func (*StartListenerRequest) Descriptor() ([]byte, []int) {
-	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StartListenerRequest) GetId() string {
@@ -453,6 +586,13 @@ func (x *StartListenerRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *StartListenerRequest) GetLimits() *Limits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
 // StartListenerResponse carries the started listener.
 type StartListenerResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -464,7 +604,7 @@ type StartListenerResponse struct {
 
 func (x *StartListenerResponse) Reset() {
 	*x = StartListenerResponse{}
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[4]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -476,7 +616,7 @@ func (x *StartListenerResponse) String() string {
 func (*StartListenerResponse) ProtoMessage() {}
 
 func (x *StartListenerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[4]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -489,7 +629,7 @@ func (x *StartListenerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartListenerResponse.ProtoReflect.Descriptor instead.
 func (*StartListenerResponse) Descriptor() ([]byte, []int) {
-	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StartListenerResponse) GetListener() *Listener {
@@ -515,7 +655,7 @@ type StopListenerRequest struct {
 
 func (x *StopListenerRequest) Reset() {
 	*x = StopListenerRequest{}
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[5]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -527,7 +667,7 @@ func (x *StopListenerRequest) String() string {
 func (*StopListenerRequest) ProtoMessage() {}
 
 func (x *StopListenerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[5]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -540,7 +680,7 @@ func (x *StopListenerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopListenerRequest.ProtoReflect.Descriptor instead.
 func (*StopListenerRequest) Descriptor() ([]byte, []int) {
-	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StopListenerRequest) GetId() string {
@@ -576,7 +716,7 @@ type StopListenerResponse struct {
 
 func (x *StopListenerResponse) Reset() {
 	*x = StopListenerResponse{}
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[6]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +728,7 @@ func (x *StopListenerResponse) String() string {
 func (*StopListenerResponse) ProtoMessage() {}
 
 func (x *StopListenerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[6]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +741,7 @@ func (x *StopListenerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopListenerResponse.ProtoReflect.Descriptor instead.
 func (*StopListenerResponse) Descriptor() ([]byte, []int) {
-	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StopListenerResponse) GetListener() *Listener {
@@ -627,7 +767,7 @@ type RebindListenerRequest struct {
 
 func (x *RebindListenerRequest) Reset() {
 	*x = RebindListenerRequest{}
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[7]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +779,7 @@ func (x *RebindListenerRequest) String() string {
 func (*RebindListenerRequest) ProtoMessage() {}
 
 func (x *RebindListenerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[7]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +792,7 @@ func (x *RebindListenerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebindListenerRequest.ProtoReflect.Descriptor instead.
 func (*RebindListenerRequest) Descriptor() ([]byte, []int) {
-	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RebindListenerRequest) GetId() string {
@@ -687,7 +827,7 @@ type RebindListenerResponse struct {
 
 func (x *RebindListenerResponse) Reset() {
 	*x = RebindListenerResponse{}
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[8]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +839,7 @@ func (x *RebindListenerResponse) String() string {
 func (*RebindListenerResponse) ProtoMessage() {}
 
 func (x *RebindListenerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[8]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +852,7 @@ func (x *RebindListenerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebindListenerResponse.ProtoReflect.Descriptor instead.
 func (*RebindListenerResponse) Descriptor() ([]byte, []int) {
-	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RebindListenerResponse) GetListener() *Listener {
@@ -733,7 +873,7 @@ type GetListenerRequest struct {
 
 func (x *GetListenerRequest) Reset() {
 	*x = GetListenerRequest{}
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[9]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +885,7 @@ func (x *GetListenerRequest) String() string {
 func (*GetListenerRequest) ProtoMessage() {}
 
 func (x *GetListenerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[9]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +898,7 @@ func (x *GetListenerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetListenerRequest.ProtoReflect.Descriptor instead.
 func (*GetListenerRequest) Descriptor() ([]byte, []int) {
-	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetListenerRequest) GetId() string {
@@ -779,7 +919,7 @@ type GetListenerResponse struct {
 
 func (x *GetListenerResponse) Reset() {
 	*x = GetListenerResponse{}
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[10]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -791,7 +931,7 @@ func (x *GetListenerResponse) String() string {
 func (*GetListenerResponse) ProtoMessage() {}
 
 func (x *GetListenerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[10]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -804,7 +944,7 @@ func (x *GetListenerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetListenerResponse.ProtoReflect.Descriptor instead.
 func (*GetListenerResponse) Descriptor() ([]byte, []int) {
-	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetListenerResponse) GetListener() *Listener {
@@ -827,7 +967,7 @@ type ListListenersRequest struct {
 
 func (x *ListListenersRequest) Reset() {
 	*x = ListListenersRequest{}
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -839,7 +979,7 @@ func (x *ListListenersRequest) String() string {
 func (*ListListenersRequest) ProtoMessage() {}
 
 func (x *ListListenersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -852,7 +992,7 @@ func (x *ListListenersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListListenersRequest.ProtoReflect.Descriptor instead.
 func (*ListListenersRequest) Descriptor() ([]byte, []int) {
-	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListListenersRequest) GetPageSize() int32 {
@@ -882,7 +1022,7 @@ type ListListenersResponse struct {
 
 func (x *ListListenersResponse) Reset() {
 	*x = ListListenersResponse{}
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[12]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +1034,7 @@ func (x *ListListenersResponse) String() string {
 func (*ListListenersResponse) ProtoMessage() {}
 
 func (x *ListListenersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[12]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +1047,7 @@ func (x *ListListenersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListListenersResponse.ProtoReflect.Descriptor instead.
 func (*ListListenersResponse) Descriptor() ([]byte, []int) {
-	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListListenersResponse) GetListeners() []*Listener {
@@ -935,7 +1075,7 @@ type GetStatsRequest struct {
 
 func (x *GetStatsRequest) Reset() {
 	*x = GetStatsRequest{}
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[13]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1087,7 @@ func (x *GetStatsRequest) String() string {
 func (*GetStatsRequest) ProtoMessage() {}
 
 func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[13]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1100,7 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
-	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetStatsRequest) GetListenerId() string {
@@ -986,7 +1126,7 @@ type GetStatsResponse struct {
 
 func (x *GetStatsResponse) Reset() {
 	*x = GetStatsResponse{}
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[14]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1138,7 @@ func (x *GetStatsResponse) String() string {
 func (*GetStatsResponse) ProtoMessage() {}
 
 func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[14]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1151,7 @@ func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatsResponse) Descriptor() ([]byte, []int) {
-	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetStatsResponse) GetTime() *timestamppb.Timestamp {
@@ -1048,7 +1188,7 @@ type WatchStatsRequest struct {
 
 func (x *WatchStatsRequest) Reset() {
 	*x = WatchStatsRequest{}
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[15]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1200,7 @@ func (x *WatchStatsRequest) String() string {
 func (*WatchStatsRequest) ProtoMessage() {}
 
 func (x *WatchStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[15]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1213,7 @@ func (x *WatchStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStatsRequest.ProtoReflect.Descriptor instead.
 func (*WatchStatsRequest) Descriptor() ([]byte, []int) {
-	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WatchStatsRequest) GetListenerId() string {
@@ -1105,7 +1245,7 @@ type WatchStatsResponse struct {
 
 func (x *WatchStatsResponse) Reset() {
 	*x = WatchStatsResponse{}
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[16]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1257,7 @@ func (x *WatchStatsResponse) String() string {
 func (*WatchStatsResponse) ProtoMessage() {}
 
 func (x *WatchStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_udpd_admin_v1_admin_proto_msgTypes[16]
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1270,7 @@ func (x *WatchStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStatsResponse.ProtoReflect.Descriptor instead.
 func (*WatchStatsResponse) Descriptor() ([]byte, []int) {
-	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WatchStatsResponse) GetTime() *timestamppb.Timestamp {
@@ -1158,7 +1298,7 @@ var File_udpd_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_udpd_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x19udpd/admin/v1/admin.proto\x12\rudpd.admin.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x03\n" +
+	"\x19udpd/admin/v1/admin.proto\x12\rudpd.admin.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf3\x03\n" +
 	"\bListener\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12#\n" +
@@ -1171,12 +1311,23 @@ const file_udpd_admin_v1_admin_proto_rawDesc = "" +
 	"createTime\x127\n" +
 	"\tbind_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bbindTime\x12\x18\n" +
 	"\aworkers\x18\b \x01(\rR\aworkers\x12*\n" +
-	"\x05stats\x18\t \x01(\v2\x14.udpd.admin.v1.StatsR\x05stats\"X\n" +
+	"\x05stats\x18\t \x01(\v2\x14.udpd.admin.v1.StatsR\x05stats\x12-\n" +
+	"\x06limits\x18\n" +
+	" \x01(\v2\x15.udpd.admin.v1.LimitsR\x06limits\"X\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATE_RUNNING\x10\x01\x12\x12\n" +
 	"\x0eSTATE_DRAINING\x10\x02\x12\x11\n" +
-	"\rSTATE_STOPPED\x10\x03\"\xef\x02\n" +
+	"\rSTATE_STOPPED\x10\x03\"\xd7\x01\n" +
+	"\x06Limits\x12\x1d\n" +
+	"\n" +
+	"per_second\x18\x01 \x01(\x01R\tperSecond\x12\x14\n" +
+	"\x05burst\x18\x02 \x01(\rR\x05burst\x12(\n" +
+	"\x10bytes_per_second\x18\x03 \x01(\x01R\x0ebytesPerSecond\x12\x1f\n" +
+	"\vbytes_burst\x18\x04 \x01(\rR\n" +
+	"bytesBurst\x12%\n" +
+	"\x0elimit_loopback\x18\x05 \x01(\bR\rlimitLoopback\x12&\n" +
+	"\x0fmax_reply_ratio\x18\x06 \x01(\x01R\rmaxReplyRatio\"\xb5\x03\n" +
 	"\x05Stats\x12-\n" +
 	"\x12datagrams_received\x18\x01 \x01(\x04R\x11datagramsReceived\x12%\n" +
 	"\x0edatagrams_sent\x18\x02 \x01(\x04R\rdatagramsSent\x12%\n" +
@@ -1190,17 +1341,21 @@ const file_udpd_admin_v1_admin_proto_rawDesc = "" +
 	"readErrors\x129\n" +
 	"\n" +
 	"start_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12!\n" +
-	"\fkernel_drops\x18\t \x01(\x04R\vkernelDrops\"\\\n" +
+	"\fkernel_drops\x18\t \x01(\x04R\vkernelDrops\x12!\n" +
+	"\floop_blocked\x18\n" +
+	" \x01(\x04R\vloopBlocked\x12!\n" +
+	"\frate_limited\x18\v \x01(\x04R\vrateLimited\"\\\n" +
 	"\rListenerStats\x12\x1f\n" +
 	"\vlistener_id\x18\x01 \x01(\tR\n" +
 	"listenerId\x12*\n" +
-	"\x05stats\x18\x02 \x01(\v2\x14.udpd.admin.v1.StatsR\x05stats\"y\n" +
+	"\x05stats\x18\x02 \x01(\v2\x14.udpd.admin.v1.StatsR\x05stats\"\xa8\x01\n" +
 	"\x14StartListenerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x18\n" +
 	"\aworkers\x18\x03 \x01(\rR\aworkers\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x04 \x01(\tR\trequestId\"L\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\x12-\n" +
+	"\x06limits\x18\x05 \x01(\v2\x15.udpd.admin.v1.LimitsR\x06limits\"L\n" +
 	"\x15StartListenerResponse\x123\n" +
 	"\blistener\x18\x01 \x01(\v2\x17.udpd.admin.v1.ListenerR\blistener\"\x8a\x01\n" +
 	"\x13StopListenerRequest\x12\x0e\n" +
@@ -1264,69 +1419,72 @@ func file_udpd_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_udpd_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_udpd_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_udpd_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_udpd_admin_v1_admin_proto_goTypes = []any{
 	(Listener_State)(0),            // 0: udpd.admin.v1.Listener.State
 	(*Listener)(nil),               // 1: udpd.admin.v1.Listener
-	(*Stats)(nil),                  // 2: udpd.admin.v1.Stats
-	(*ListenerStats)(nil),          // 3: udpd.admin.v1.ListenerStats
-	(*StartListenerRequest)(nil),   // 4: udpd.admin.v1.StartListenerRequest
-	(*StartListenerResponse)(nil),  // 5: udpd.admin.v1.StartListenerResponse
-	(*StopListenerRequest)(nil),    // 6: udpd.admin.v1.StopListenerRequest
-	(*StopListenerResponse)(nil),   // 7: udpd.admin.v1.StopListenerResponse
-	(*RebindListenerRequest)(nil),  // 8: udpd.admin.v1.RebindListenerRequest
-	(*RebindListenerResponse)(nil), // 9: udpd.admin.v1.RebindListenerResponse
-	(*GetListenerRequest)(nil),     // 10: udpd.admin.v1.GetListenerRequest
-	(*GetListenerResponse)(nil),    // 11: udpd.admin.v1.GetListenerResponse
-	(*ListListenersRequest)(nil),   // 12: udpd.admin.v1.ListListenersRequest
-	(*ListListenersResponse)(nil),  // 13: udpd.admin.v1.ListListenersResponse
-	(*GetStatsRequest)(nil),        // 14: udpd.admin.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),       // 15: udpd.admin.v1.GetStatsResponse
-	(*WatchStatsRequest)(nil),      // 16: udpd.admin.v1.WatchStatsRequest
-	(*WatchStatsResponse)(nil),     // 17: udpd.admin.v1.WatchStatsResponse
-	(*timestamppb.Timestamp)(nil),  // 18: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 19: google.protobuf.Duration
+	(*Limits)(nil),                 // 2: udpd.admin.v1.Limits
+	(*Stats)(nil),                  // 3: udpd.admin.v1.Stats
+	(*ListenerStats)(nil),          // 4: udpd.admin.v1.ListenerStats
+	(*StartListenerRequest)(nil),   // 5: udpd.admin.v1.StartListenerRequest
+	(*StartListenerResponse)(nil),  // 6: udpd.admin.v1.StartListenerResponse
+	(*StopListenerRequest)(nil),    // 7: udpd.admin.v1.StopListenerRequest
+	(*StopListenerResponse)(nil),   // 8: udpd.admin.v1.StopListenerResponse
+	(*RebindListenerRequest)(nil),  // 9: udpd.admin.v1.RebindListenerRequest
+	(*RebindListenerResponse)(nil), // 10: udpd.admin.v1.RebindListenerResponse
+	(*GetListenerRequest)(nil),     // 11: udpd.admin.v1.GetListenerRequest
+	(*GetListenerResponse)(nil),    // 12: udpd.admin.v1.GetListenerResponse
+	(*ListListenersRequest)(nil),   // 13: udpd.admin.v1.ListListenersRequest
+	(*ListListenersResponse)(nil),  // 14: udpd.admin.v1.ListListenersResponse
+	(*GetStatsRequest)(nil),        // 15: udpd.admin.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),       // 16: udpd.admin.v1.GetStatsResponse
+	(*WatchStatsRequest)(nil),      // 17: udpd.admin.v1.WatchStatsRequest
+	(*WatchStatsResponse)(nil),     // 18: udpd.admin.v1.WatchStatsResponse
+	(*timestamppb.Timestamp)(nil),  // 19: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 20: google.protobuf.Duration
 }
 var file_udpd_admin_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: udpd.admin.v1.Listener.state:type_name -> udpd.admin.v1.Listener.State
-	18, // 1: udpd.admin.v1.Listener.create_time:type_name -> google.protobuf.Timestamp
-	18, // 2: udpd.admin.v1.Listener.bind_time:type_name -> google.protobuf.Timestamp
-	2,  // 3: udpd.admin.v1.Listener.stats:type_name -> udpd.admin.v1.Stats
-	18, // 4: udpd.admin.v1.Stats.start_time:type_name -> google.protobuf.Timestamp
-	2,  // 5: udpd.admin.v1.ListenerStats.stats:type_name -> udpd.admin.v1.Stats
-	1,  // 6: udpd.admin.v1.StartListenerResponse.listener:type_name -> udpd.admin.v1.Listener
-	19, // 7: udpd.admin.v1.StopListenerRequest.drain_timeout:type_name -> google.protobuf.Duration
-	1,  // 8: udpd.admin.v1.StopListenerResponse.listener:type_name -> udpd.admin.v1.Listener
-	19, // 9: udpd.admin.v1.RebindListenerRequest.drain_timeout:type_name -> google.protobuf.Duration
-	1,  // 10: udpd.admin.v1.RebindListenerResponse.listener:type_name -> udpd.admin.v1.Listener
-	1,  // 11: udpd.admin.v1.GetListenerResponse.listener:type_name -> udpd.admin.v1.Listener
-	1,  // 12: udpd.admin.v1.ListListenersResponse.listeners:type_name -> udpd.admin.v1.Listener
-	18, // 13: udpd.admin.v1.GetStatsResponse.time:type_name -> google.protobuf.Timestamp
-	2,  // 14: udpd.admin.v1.GetStatsResponse.total:type_name -> udpd.admin.v1.Stats
-	3,  // 15: udpd.admin.v1.GetStatsResponse.listeners:type_name -> udpd.admin.v1.ListenerStats
-	19, // 16: udpd.admin.v1.WatchStatsRequest.interval:type_name -> google.protobuf.Duration
-	18, // 17: udpd.admin.v1.WatchStatsResponse.time:type_name -> google.protobuf.Timestamp
-	2,  // 18: udpd.admin.v1.WatchStatsResponse.total:type_name -> udpd.admin.v1.Stats
-	3,  // 19: udpd.admin.v1.WatchStatsResponse.listeners:type_name -> udpd.admin.v1.ListenerStats
-	4,  // 20: udpd.admin.v1.ListenerService.StartListener:input_type -> udpd.admin.v1.StartListenerRequest
-	6,  // 21: udpd.admin.v1.ListenerService.StopListener:input_type -> udpd.admin.v1.StopListenerRequest
-	8,  // 22: udpd.admin.v1.ListenerService.RebindListener:input_type -> udpd.admin.v1.RebindListenerRequest
-	10, // 23: udpd.admin.v1.ListenerService.GetListener:input_type -> udpd.admin.v1.GetListenerRequest
-	12, // 24: udpd.admin.v1.ListenerService.ListListeners:input_type -> udpd.admin.v1.ListListenersRequest
-	14, // 25: udpd.admin.v1.ListenerService.GetStats:input_type -> udpd.admin.v1.GetStatsRequest
-	16, // 26: udpd.admin.v1.ListenerService.WatchStats:input_type -> udpd.admin.v1.WatchStatsRequest
-	5,  // 27: udpd.admin.v1.ListenerService.StartListener:output_type -> udpd.admin.v1.StartListenerResponse
-	7,  // 28: udpd.admin.v1.ListenerService.StopListener:output_type -> udpd.admin.v1.StopListenerResponse
-	9,  // 29: udpd.admin.v1.ListenerService.RebindListener:output_type -> udpd.admin.v1.RebindListenerResponse
-	11, // 30: udpd.admin.v1.ListenerService.GetListener:output_type -> udpd.admin.v1.GetListenerResponse
-	13, // 31: udpd.admin.v1.ListenerService.ListListeners:output_type -> udpd.admin.v1.ListListenersResponse
-	15, // 32: udpd.admin.v1.ListenerService.GetStats:output_type -> udpd.admin.v1.GetStatsResponse
-	17, // 33: udpd.admin.v1.ListenerService.WatchStats:output_type -> udpd.admin.v1.WatchStatsResponse
-	27, // [27:34] is the sub-list for method output_type
-	20, // [20:27] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	19, // 1: udpd.admin.v1.Listener.create_time:type_name -> google.protobuf.Timestamp
+	19, // 2: udpd.admin.v1.Listener.bind_time:type_name -> google.protobuf.Timestamp
+	3,  // 3: udpd.admin.v1.Listener.stats:type_name -> udpd.admin.v1.Stats
+	2,  // 4: udpd.admin.v1.Listener.limits:type_name -> udpd.admin.v1.Limits
+	19, // 5: udpd.admin.v1.Stats.start_time:type_name -> google.protobuf.Timestamp
+	3,  // 6: udpd.admin.v1.ListenerStats.stats:type_name -> udpd.admin.v1.Stats
+	2,  // 7: udpd.admin.v1.StartListenerRequest.limits:type_name -> udpd.admin.v1.Limits
+	1,  // 8: udpd.admin.v1.StartListenerResponse.listener:type_name -> udpd.admin.v1.Listener
+	20, // 9: udpd.admin.v1.StopListenerRequest.drain_timeout:type_name -> google.protobuf.Duration
+	1,  // 10: udpd.admin.v1.StopListenerResponse.listener:type_name -> udpd.admin.v1.Listener
+	20, // 11: udpd.admin.v1.RebindListenerRequest.drain_timeout:type_name -> google.protobuf.Duration
+	1,  // 12: udpd.admin.v1.RebindListenerResponse.listener:type_name -> udpd.admin.v1.Listener
+	1,  // 13: udpd.admin.v1.GetListenerResponse.listener:type_name -> udpd.admin.v1.Listener
+	1,  // 14: udpd.admin.v1.ListListenersResponse.listeners:type_name -> udpd.admin.v1.Listener
+	19, // 15: udpd.admin.v1.GetStatsResponse.time:type_name -> google.protobuf.Timestamp
+	3,  // 16: udpd.admin.v1.GetStatsResponse.total:type_name -> udpd.admin.v1.Stats
+	4,  // 17: udpd.admin.v1.GetStatsResponse.listeners:type_name -> udpd.admin.v1.ListenerStats
+	20, // 18: udpd.admin.v1.WatchStatsRequest.interval:type_name -> google.protobuf.Duration
+	19, // 19: udpd.admin.v1.WatchStatsResponse.time:type_name -> google.protobuf.Timestamp
+	3,  // 20: udpd.admin.v1.WatchStatsResponse.total:type_name -> udpd.admin.v1.Stats
+	4,  // 21: udpd.admin.v1.WatchStatsResponse.listeners:type_name -> udpd.admin.v1.ListenerStats
+	5,  // 22: udpd.admin.v1.ListenerService.StartListener:input_type -> udpd.admin.v1.StartListenerRequest
+	7,  // 23: udpd.admin.v1.ListenerService.StopListener:input_type -> udpd.admin.v1.StopListenerRequest
+	9,  // 24: udpd.admin.v1.ListenerService.RebindListener:input_type -> udpd.admin.v1.RebindListenerRequest
+	11, // 25: udpd.admin.v1.ListenerService.GetListener:input_type -> udpd.admin.v1.GetListenerRequest
+	13, // 26: udpd.admin.v1.ListenerService.ListListeners:input_type -> udpd.admin.v1.ListListenersRequest
+	15, // 27: udpd.admin.v1.ListenerService.GetStats:input_type -> udpd.admin.v1.GetStatsRequest
+	17, // 28: udpd.admin.v1.ListenerService.WatchStats:input_type -> udpd.admin.v1.WatchStatsRequest
+	6,  // 29: udpd.admin.v1.ListenerService.StartListener:output_type -> udpd.admin.v1.StartListenerResponse
+	8,  // 30: udpd.admin.v1.ListenerService.StopListener:output_type -> udpd.admin.v1.StopListenerResponse
+	10, // 31: udpd.admin.v1.ListenerService.RebindListener:output_type -> udpd.admin.v1.RebindListenerResponse
+	12, // 32: udpd.admin.v1.ListenerService.GetListener:output_type -> udpd.admin.v1.GetListenerResponse
+	14, // 33: udpd.admin.v1.ListenerService.ListListeners:output_type -> udpd.admin.v1.ListListenersResponse
+	16, // 34: udpd.admin.v1.ListenerService.GetStats:output_type -> udpd.admin.v1.GetStatsResponse
+	18, // 35: udpd.admin.v1.ListenerService.WatchStats:output_type -> udpd.admin.v1.WatchStatsResponse
+	29, // [29:36] is the sub-list for method output_type
+	22, // [22:29] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_udpd_admin_v1_admin_proto_init() }
@@ -1340,7 +1498,7 @@ func file_udpd_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_udpd_admin_v1_admin_proto_rawDesc), len(file_udpd_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

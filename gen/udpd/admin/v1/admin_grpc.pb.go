@@ -38,10 +38,11 @@ const (
 //
 // Errors carry a canonical code and a google.rpc.ErrorInfo detail whose
 // domain is "udpd.admin.v1" and whose reason is one of LISTENER_NOT_FOUND,
-// LISTENER_ALREADY_EXISTS, INVALID_ADDRESS, INVALID_ARGUMENT,
+// LISTENER_ALREADY_EXISTS, INVALID_ADDRESS, INVALID_ID, INVALID_ARGUMENT,
 // ADDRESS_IN_USE, BIND_PERMISSION_DENIED, ADDRESS_NOT_AVAILABLE,
-// LISTENER_QUOTA_EXCEEDED or STATE_SAVE_FAILED. Bad fields also carry a
-// google.rpc.BadRequest detail naming the field.
+// LISTENER_QUOTA_EXCEEDED, STATE_SAVE_FAILED, SHUTTING_DOWN,
+// UNAUTHENTICATED, DEADLINE_EXCEEDED, CANCELED or INTERNAL. Bad fields also
+// carry a google.rpc.BadRequest detail naming the field.
 type ListenerServiceClient interface {
 	// StartListener binds a new listener and starts answering datagrams on it.
 	// Starting a listener that already runs with the same id and address, or
@@ -52,7 +53,9 @@ type ListenerServiceClient interface {
 	StopListener(ctx context.Context, in *StopListenerRequest, opts ...grpc.CallOption) (*StopListenerResponse, error)
 	// RebindListener moves a listener to a new address, keeping its id and
 	// counters. The new address is bound first; if that fails the listener
-	// keeps serving on the old one and the call fails.
+	// keeps serving on the old one and the call fails. Rebinding to the
+	// address the listener was started with, or to the port it was given for
+	// port 0, changes nothing.
 	RebindListener(ctx context.Context, in *RebindListenerRequest, opts ...grpc.CallOption) (*RebindListenerResponse, error)
 	// GetListener returns one listener with its current statistics.
 	GetListener(ctx context.Context, in *GetListenerRequest, opts ...grpc.CallOption) (*GetListenerResponse, error)
@@ -164,10 +167,11 @@ type ListenerService_WatchStatsClient = grpc.ServerStreamingClient[WatchStatsRes
 //
 // Errors carry a canonical code and a google.rpc.ErrorInfo detail whose
 // domain is "udpd.admin.v1" and whose reason is one of LISTENER_NOT_FOUND,
-// LISTENER_ALREADY_EXISTS, INVALID_ADDRESS, INVALID_ARGUMENT,
+// LISTENER_ALREADY_EXISTS, INVALID_ADDRESS, INVALID_ID, INVALID_ARGUMENT,
 // ADDRESS_IN_USE, BIND_PERMISSION_DENIED, ADDRESS_NOT_AVAILABLE,
-// LISTENER_QUOTA_EXCEEDED or STATE_SAVE_FAILED. Bad fields also carry a
-// google.rpc.BadRequest detail naming the field.
+// LISTENER_QUOTA_EXCEEDED, STATE_SAVE_FAILED, SHUTTING_DOWN,
+// UNAUTHENTICATED, DEADLINE_EXCEEDED, CANCELED or INTERNAL. Bad fields also
+// carry a google.rpc.BadRequest detail naming the field.
 type ListenerServiceServer interface {
 	// StartListener binds a new listener and starts answering datagrams on it.
 	// Starting a listener that already runs with the same id and address, or
@@ -178,7 +182,9 @@ type ListenerServiceServer interface {
 	StopListener(context.Context, *StopListenerRequest) (*StopListenerResponse, error)
 	// RebindListener moves a listener to a new address, keeping its id and
 	// counters. The new address is bound first; if that fails the listener
-	// keeps serving on the old one and the call fails.
+	// keeps serving on the old one and the call fails. Rebinding to the
+	// address the listener was started with, or to the port it was given for
+	// port 0, changes nothing.
 	RebindListener(context.Context, *RebindListenerRequest) (*RebindListenerResponse, error)
 	// GetListener returns one listener with its current statistics.
 	GetListener(context.Context, *GetListenerRequest) (*GetListenerResponse, error)

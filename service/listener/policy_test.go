@@ -1,0 +1,144 @@
+package listener
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/udpd/udpd/service/ratelimit"
+)
+
+// startWith is start with a policy.
+func startWith(t *testing.T, p Policy) *Listener {
+	t.Helper()
+	l, err := Listen(context.Background(), Config{Addr: netip.MustParseAddrPort("127.0.0.1:0"), Workers: 1, Policy: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go l.Serve()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		l.Shutdown(ctx)
+	})
+	return l
+}
+
+// exchange sends req from c and reports whether a reply came within wait.
+func exchange(t *testing.T, c *net.UDPConn, to netip.AddrPort, req string, wait time.Duration) (string, bool) {
+	t.Helper()
+	if _, err := c.WriteToUDPAddrPort([]byte(req), to); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 1024)
+	n, _, err := c.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		return "", false
+	}
+	return string(buf[:n]), true
+}
+
+func TestLoopPortsAreNeverAnswered(t *testing.T) {
+	blocked, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocked.Close()
+	other, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	var ports PortSet
+	ports.Set([]uint16{7, uint16(blocked.LocalAddr().(*net.UDPAddr).Port)})
+	l := startWith(t, Policy{LoopPorts: &ports})
+
+	if got, ok := exchange(t, blocked, l.Addr(), "loop?", 200*time.Millisecond); ok {
+		t.Errorf("datagram from a loop port answered with %q, want no answer", got)
+	}
+	if got, ok := exchange(t, other, l.Addr(), "fine", 2*time.Second); !ok || got != "FINE" {
+		t.Errorf("datagram from an ordinary port: got %q, %v, want FINE", got, ok)
+	}
+	s := settled(t, l, func(s Stats) bool { return s.DatagramsReceived == 2 && s.DatagramsSent == 1 })
+	if s.LoopBlocked != 1 || s.DatagramsReceived != s.DatagramsSent+s.Dropped() {
+		t.Errorf("stats %+v: want 1 loop-blocked and received == sent + dropped", s)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	tests := []struct {
+		name          string
+		limitLoopback bool
+		wantAnswered  int
+	}{
+		{"loopback exempt by default", false, 10},
+		{"loopback limited when asked", true, 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l := startWith(t, Policy{
+				RateLimit:     ratelimit.Config{PerSecond: 0.001, Burst: 3},
+				LimitLoopback: tc.limitLoopback,
+			})
+			c := dial(t, l)
+			answered := 0
+			for range 10 {
+				c.Write([]byte("x"))
+				c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				buf := make([]byte, 8)
+				if _, err := c.Read(buf); err == nil {
+					answered++
+				}
+			}
+			if answered != tc.wantAnswered {
+				t.Errorf("answered %d of 10, want %d", answered, tc.wantAnswered)
+			}
+			s := settled(t, l, func(s Stats) bool { return s.DatagramsReceived == 10 })
+			if s.RateLimited != uint64(10-tc.wantAnswered) || s.DatagramsReceived != s.DatagramsSent+s.Dropped() {
+				t.Errorf("stats %+v: want %d rate-limited and received == sent + dropped", s, 10-tc.wantAnswered)
+			}
+		})
+	}
+}
+
+func TestMaxReplyRatio(t *testing.T) {
+	l := startWith(t, Policy{MaxReplyRatio: 1.5})
+	c := dial(t, l)
+	// "ß" (2 bytes) becomes "SS" (2 bytes): ratio 1, answered.
+	if got := roundTrip(t, c, []byte("ß")); string(got) != "SS" {
+		t.Errorf("reply to ß = %q, want SS", got)
+	}
+	// "ΐ" (2 bytes) becomes 6 bytes: ratio 3, refused.
+	c.Write([]byte("ΐ"))
+	c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := c.Read(make([]byte, 16)); err == nil {
+		t.Errorf("a 3x expansion was answered (%d bytes) despite MaxReplyRatio 1.5", n)
+	}
+	s := settled(t, l, func(s Stats) bool { return s.RepliesTooLarge == 1 })
+	if s.RepliesTooLarge != 1 {
+		t.Errorf("RepliesTooLarge = %d, want 1", s.RepliesTooLarge)
+	}
+}
+
+func TestPortSet(t *testing.T) {
+	var s PortSet
+	if s.Has(7) {
+		t.Error("empty set has 7")
+	}
+	s.Set([]uint16{0, 7, 65535})
+	for _, p := range []uint16{0, 7, 65535} {
+		if !s.Has(p) {
+			t.Errorf("set lacks %d", p)
+		}
+	}
+	if s.Has(8) || s.Has(12000) {
+		t.Error("set has a port not put in it")
+	}
+	var nilSet *PortSet
+	if nilSet.Has(7) {
+		t.Error("nil set has 7")
+	}
+}
