@@ -3,10 +3,17 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -72,6 +79,7 @@ func TestScripts(t *testing.T) {
 			"exits":     cmdExits,
 			"jsondocs":  cmdJSONDocs,
 			"jsoneq":    cmdJSONEq,
+			"gencerts":  cmdGenCerts,
 		},
 	})
 }
@@ -239,5 +247,55 @@ func deletePath(m map[string]any, path []string) {
 	}
 	if sub, ok := m[path[0]].(map[string]any); ok {
 		deletePath(sub, path[1:])
+	}
+}
+
+// gencerts DIR writes a test CA (ca.pem), a server certificate for
+// 127.0.0.1 and localhost (server.pem, server-key.pem) and a client
+// certificate (client.pem, client-key.pem), all signed by the CA.
+func cmdGenCerts(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: gencerts DIR")
+	}
+	dir := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(dir, 0o700))
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		ts.Check(err)
+		return k
+	}
+	write := func(name, typ string, der []byte) {
+		ts.Check(os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
+	}
+	writeKey := func(name string, k *ecdsa.PrivateKey) {
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		ts.Check(err)
+		write(name, "PRIVATE KEY", der)
+	}
+	now := time.Now()
+	caKey := newKey()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "udpd test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	ts.Check(err)
+	ca, err := x509.ParseCertificate(caDER)
+	ts.Check(err)
+	write("ca.pem", "CERTIFICATE", caDER)
+	for i, name := range []string{"server", "client"} {
+		k := newKey()
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(int64(i + 2)), Subject: pkix.Name{CommonName: "udpd test " + name},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+			KeyUsage:    x509.KeyUsageDigitalSignature,
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
+		ts.Check(err)
+		write(name+".pem", "CERTIFICATE", der)
+		writeKey(name+"-key.pem", k)
 	}
 }

@@ -18,6 +18,7 @@ func listenerToProto(l manager.Listener) *adminv1.Listener {
 		BindTime:   timestamppb.New(l.Bound),
 		Workers:    uint32(l.Workers),
 		Stats:      statsToProto(l.Stats),
+		Limits:     limitsToProto(l.Limits),
 	}
 	if l.BoundAddress.IsValid() {
 		p.BoundAddress = l.BoundAddress.String()
@@ -47,6 +48,8 @@ func statsToProto(s listener.Stats) *adminv1.Stats {
 		SendErrors:        s.SendErrors,
 		ReadErrors:        s.ReadErrors,
 		KernelDrops:       s.KernelDrops,
+		LoopBlocked:       s.LoopBlocked,
+		RateLimited:       s.RateLimited,
 		StartTime:         timestamppb.New(s.Start),
 	}
 }
@@ -57,4 +60,30 @@ func perListenerToProto(per []manager.ListenerStats) []*adminv1.ListenerStats {
 		out[i] = &adminv1.ListenerStats{ListenerId: p.ID, Stats: statsToProto(p.Stats)}
 	}
 	return out
+}
+
+func limitsToProto(l manager.Limits) *adminv1.Limits {
+	return &adminv1.Limits{
+		PerSecond:      l.PerSecond,
+		Burst:          uint32(l.Burst),
+		BytesPerSecond: l.BytesPerSecond,
+		BytesBurst:     uint32(l.BytesBurst),
+		LimitLoopback:  l.LimitLoopback,
+		MaxReplyRatio:  l.MaxReplyRatio,
+	}
+}
+
+// limitsFromProto returns nil for an unset message: the daemon's defaults.
+func limitsFromProto(p *adminv1.Limits) *manager.Limits {
+	if p == nil {
+		return nil
+	}
+	return &manager.Limits{
+		PerSecond:      p.GetPerSecond(),
+		Burst:          int(p.GetBurst()),
+		BytesPerSecond: p.GetBytesPerSecond(),
+		BytesBurst:     int(p.GetBytesBurst()),
+		LimitLoopback:  p.GetLimitLoopback(),
+		MaxReplyRatio:  p.GetMaxReplyRatio(),
+	}
 }

@@ -2,6 +2,8 @@ package admin
 
 import (
 	"context"
+	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -9,10 +11,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -24,6 +30,14 @@ import (
 // Options configure a Server.
 type Options struct {
 	Logger *slog.Logger // nil discards
+	// TLS, when set, serves the API over TLS (with client certificates if
+	// it asks for them).
+	TLS *tls.Config
+	// Token, when set, must come with every call as "authorization: Bearer
+	// TOKEN", except health checks and reflection, which stay open so
+	// probes and grpcurl's discovery work. A wrong or missing token is
+	// UNAUTHENTICATED and changes nothing.
+	Token string
 }
 
 // Server is the admin gRPC server: the ListenerService, grpc.health.v1
@@ -50,22 +64,51 @@ func NewServer(m *manager.Manager, opts Options) *Server {
 		log.ErrorContext(ctx, "panic in admin call", "panic", p, "stack", string(debug.Stack()))
 		return withDetails(codes.Internal, "INTERNAL", errors.New("internal error"))
 	})
-	g := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(
-			logging.UnaryServerInterceptor(logger, logOpts...),
-			recovery.UnaryServerInterceptor(rec),
-		),
-		grpc.ChainStreamInterceptor(
-			logging.StreamServerInterceptor(logger, logOpts...),
-			recovery.StreamServerInterceptor(rec),
-		),
-	)
+	unary := []grpc.UnaryServerInterceptor{logging.UnaryServerInterceptor(logger, logOpts...)}
+	stream := []grpc.StreamServerInterceptor{logging.StreamServerInterceptor(logger, logOpts...)}
+	if opts.Token != "" {
+		check := checkToken(opts.Token)
+		unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(check), needsToken))
+		stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(check), needsToken))
+	}
+	unary = append(unary, recovery.UnaryServerInterceptor(rec))
+	stream = append(stream, recovery.StreamServerInterceptor(rec))
+	sopts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...)}
+	if opts.TLS != nil {
+		sopts = append(sopts, grpc.Creds(credentials.NewTLS(opts.TLS)))
+	}
+	g := grpc.NewServer(sopts...)
 	s := &Server{grpc: g, health: health.NewServer(), done: make(chan struct{})}
 	NewService(m, s.done).Register(g)
 	healthpb.RegisterHealthServer(g, s.health)
 	s.health.SetServingStatus(adminv1.ListenerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(g)
 	return s
+}
+
+// needsToken exempts health checks and reflection from the token.
+var needsToken = selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
+	switch c.Service {
+	case healthpb.Health_ServiceDesc.ServiceName,
+		"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection":
+		return false
+	}
+	return true
+})
+
+// checkToken compares the bearer token in constant time.
+func checkToken(want string) auth.AuthFunc {
+	return func(ctx context.Context) (context.Context, error) {
+		got, err := auth.AuthFromMD(ctx, "bearer")
+		if err != nil {
+			return nil, withDetails(codes.Unauthenticated, "UNAUTHENTICATED",
+				errors.New("this udpd needs \"authorization: Bearer TOKEN\" (udpctl --token-file or UDPCTL_TOKEN)"))
+		}
+		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+			return nil, withDetails(codes.Unauthenticated, "UNAUTHENTICATED", errors.New("wrong token"))
+		}
+		return ctx, nil
+	}
 }
 
 // Serve accepts admin connections on lis until Stop.

@@ -49,7 +49,12 @@ func (s *Service) StartListener(ctx context.Context, req *adminv1.StartListenerR
 	if req.GetAddress() == "" {
 		return nil, invalid("address", "", "is required, e.g. 127.0.0.1:12000")
 	}
-	spec := manager.Spec{ID: req.GetId(), Address: req.GetAddress(), Workers: int(req.GetWorkers())}
+	spec := manager.Spec{
+		ID:      req.GetId(),
+		Address: req.GetAddress(),
+		Workers: int(req.GetWorkers()),
+		Limits:  limitsFromProto(req.GetLimits()),
+	}
 	l, err := s.m.Start(ctx, spec, req.GetRequestId())
 	if err != nil {
 		return nil, toStatus(err)

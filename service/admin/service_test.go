@@ -27,16 +27,16 @@ func TestStartListener(t *testing.T) {
 	}{
 		{"explicit id", false,
 			&adminv1.StartListenerRequest{Id: "a", Address: "127.0.0.1:0"},
-			&adminv1.Listener{Id: "a", Address: "127.0.0.1:0", State: adminv1.Listener_STATE_RUNNING, Generation: 1, Workers: 1, Stats: &adminv1.Stats{}}},
+			&adminv1.Listener{Id: "a", Address: "127.0.0.1:0", State: adminv1.Listener_STATE_RUNNING, Generation: 1, Workers: 1, Stats: &adminv1.Stats{}, Limits: &adminv1.Limits{}}},
 		{"generated id", false,
 			&adminv1.StartListenerRequest{Address: fixed},
-			&adminv1.Listener{Id: "udp-" + fixedPort, Address: fixed, State: adminv1.Listener_STATE_RUNNING, Generation: 1, Workers: 1, Stats: &adminv1.Stats{}}},
+			&adminv1.Listener{Id: "udp-" + fixedPort, Address: fixed, State: adminv1.Listener_STATE_RUNNING, Generation: 1, Workers: 1, Stats: &adminv1.Stats{}, Limits: &adminv1.Limits{}}},
 		{"two workers", false,
 			&adminv1.StartListenerRequest{Id: "w", Address: "localhost:0", Workers: 2},
-			&adminv1.Listener{Id: "w", Address: "localhost:0", State: adminv1.Listener_STATE_RUNNING, Generation: 1, Workers: 2, Stats: &adminv1.Stats{}}},
+			&adminv1.Listener{Id: "w", Address: "localhost:0", State: adminv1.Listener_STATE_RUNNING, Generation: 1, Workers: 2, Stats: &adminv1.Stats{}, Limits: &adminv1.Limits{}}},
 		{"ipv6", true,
 			&adminv1.StartListenerRequest{Id: "v6", Address: "[::1]:0"},
-			&adminv1.Listener{Id: "v6", Address: "[::1]:0", State: adminv1.Listener_STATE_RUNNING, Generation: 1, Workers: 1, Stats: &adminv1.Stats{}}},
+			&adminv1.Listener{Id: "v6", Address: "[::1]:0", State: adminv1.Listener_STATE_RUNNING, Generation: 1, Workers: 1, Stats: &adminv1.Stats{}, Limits: &adminv1.Limits{}}},
 	}
 	e := newEnv(t, manager.Options{})
 	for _, tc := range tests {
@@ -197,7 +197,8 @@ func TestGetListener(t *testing.T) {
 		return got.GetStats().GetDatagramsSent() == 1
 	})
 	want := &adminv1.Listener{
-		Id: "a", Address: "127.0.0.1:0", BoundAddress: a.GetBoundAddress(),
+		Limits: &adminv1.Limits{},
+		Id:     "a", Address: "127.0.0.1:0", BoundAddress: a.GetBoundAddress(),
 		State: adminv1.Listener_STATE_RUNNING, Generation: 1, Workers: 1,
 		CreateTime: a.GetCreateTime(), BindTime: a.GetBindTime(),
 		Stats: &adminv1.Stats{DatagramsReceived: 1, DatagramsSent: 1, BytesReceived: 3, BytesSent: 3, StartTime: a.GetStats().GetStartTime()},
@@ -324,7 +325,8 @@ func TestRebindListener(t *testing.T) {
 	}
 	got := resp.GetListener()
 	want := &adminv1.Listener{
-		Id: "a", Address: to, BoundAddress: to, State: adminv1.Listener_STATE_RUNNING, Generation: 2, Workers: 1,
+		Limits: &adminv1.Limits{},
+		Id:     "a", Address: to, BoundAddress: to, State: adminv1.Listener_STATE_RUNNING, Generation: 2, Workers: 1,
 		Stats: &adminv1.Stats{DatagramsReceived: 1, DatagramsSent: 1, BytesReceived: 6, BytesSent: 6},
 	}
 	if diff := cmp.Diff(want, got, protocmp.Transform(),
@@ -391,7 +393,8 @@ func TestStopListener(t *testing.T) {
 		t.Fatalf("StopListener: %v", err)
 	}
 	want := &adminv1.Listener{
-		Id: "a", Address: "127.0.0.1:0", BoundAddress: a.GetBoundAddress(),
+		Limits: &adminv1.Limits{},
+		Id:     "a", Address: "127.0.0.1:0", BoundAddress: a.GetBoundAddress(),
 		State: adminv1.Listener_STATE_STOPPED, Generation: 1, Workers: 1,
 		CreateTime: a.GetCreateTime(), BindTime: a.GetBindTime(),
 		Stats: &adminv1.Stats{DatagramsReceived: 2, DatagramsSent: 2, BytesReceived: 6, BytesSent: 6, StartTime: a.GetStats().GetStartTime()},

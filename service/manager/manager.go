@@ -50,9 +50,10 @@ func (s State) String() string {
 // Spec is a listener's durable configuration: what a Store saves and what
 // a restarted daemon starts again.
 type Spec struct {
-	ID      string `json:"id"`
-	Address string `json:"address"`
-	Workers int    `json:"workers,omitempty"` // 0: the daemon's default
+	ID      string  `json:"id"`
+	Address string  `json:"address"`
+	Workers int     `json:"workers,omitempty"` // 0: the daemon's default
+	Limits  *Limits `json:"limits,omitempty"`  // nil: the daemon's default
 }
 
 // Listener describes a listener at one instant.
@@ -65,6 +66,7 @@ type Listener struct {
 	Created      time.Time
 	Bound        time.Time
 	Workers      int
+	Limits       Limits // in force
 	Stats        listener.Stats
 }
 
@@ -80,6 +82,11 @@ type Options struct {
 	Logger       *slog.Logger // nil discards
 	MaxListeners int          // 0 means DefaultMaxListeners
 	Workers      int          // default sockets per listener; 0 means GOMAXPROCS
+	Limits       Limits       // for listeners started without their own
+	// LoopPorts are source ports never answered, besides
+	// listener.ClassicResponderPorts and the ports of the daemon's own
+	// listeners (so two responders cannot be made to answer each other).
+	LoopPorts []uint16
 }
 
 // Manager owns the daemon's listeners. Its methods are safe for concurrent
@@ -97,6 +104,7 @@ type Manager struct {
 	requests map[string]string   // request id → listener id
 	reqOrder []string
 	closed   bool
+	ports    listener.PortSet // loop-protection source ports, shared by every listener
 
 	wg sync.WaitGroup // Serve goroutines and background drains
 }
@@ -124,7 +132,7 @@ func New(opts Options) *Manager {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{
+	m := &Manager{
 		opts:     opts,
 		log:      log,
 		start:    time.Now(),
@@ -132,6 +140,8 @@ func New(opts Options) *Manager {
 		stopping: make(map[*entry]struct{}),
 		requests: make(map[string]string),
 	}
+	m.updatePorts()
+	return m
 }
 
 // Start binds a listener and serves it. It is idempotent: starting an id
@@ -152,6 +162,11 @@ func (m *Manager) Start(ctx context.Context, spec Spec, requestID string) (Liste
 	if err != nil {
 		return Listener{}, err
 	}
+	if spec.Limits != nil {
+		if err := spec.Limits.Validate(); err != nil {
+			return Listener{}, err
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -163,13 +178,13 @@ func (m *Manager) Start(ctx context.Context, spec Spec, requestID string) (Liste
 		}
 	}
 	if e := m.byID[spec.ID]; e != nil {
-		if e.addr == addr && e.spec.Workers == spec.Workers {
+		if e.addr == addr && e.spec.Workers == spec.Workers && sameLimits(e.spec.Limits, spec.Limits) {
 			return m.describe(e), nil
 		}
 		return Listener{}, fmt.Errorf("start %q on %s: %w (it runs on %s)", spec.ID, spec.Address, ErrAlreadyExists, e.spec.Address)
 	}
 	if other := m.onAddress(addr); other != nil {
-		if spec.ID == "" && other.spec.Workers == spec.Workers {
+		if spec.ID == "" && other.spec.Workers == spec.Workers && sameLimits(other.spec.Limits, spec.Limits) {
 			return m.describe(other), nil
 		}
 		return Listener{}, fmt.Errorf("start %s: listener %q holds it: %w", spec.Address, other.spec.ID, ErrAddressInUse)
@@ -180,7 +195,7 @@ func (m *Manager) Start(ctx context.Context, spec Spec, requestID string) (Liste
 	if spec.ID == "" {
 		spec.ID = m.newID(addr)
 	}
-	l, err := m.listen(ctx, addr, spec.Workers)
+	l, err := m.listen(ctx, addr, spec)
 	if err != nil {
 		return Listener{}, fmt.Errorf("start %q on %s: %w", spec.ID, spec.Address, err)
 	}
@@ -193,6 +208,7 @@ func (m *Manager) Start(ctx context.Context, spec Spec, requestID string) (Liste
 		return Listener{}, fmt.Errorf("start %q: %w", spec.ID, err)
 	}
 	m.remember(requestID, spec.ID)
+	m.updatePorts()
 	m.serve(l)
 	m.log.Info("listener started", "id", spec.ID, "address", l.Addr().String(), "workers", l.Workers())
 	return m.describe(e), nil
@@ -225,6 +241,7 @@ func (m *Manager) Stop(ctx context.Context, id string, drain time.Duration) (Lis
 	m.stopping[e] = struct{}{}
 	cur := e.cur
 	e.cur = nil
+	m.updatePorts()
 	m.mu.Unlock()
 
 	m.shutdown(ctx, e, cur, drain)
@@ -284,7 +301,7 @@ func (m *Manager) Rebind(ctx context.Context, id, address string, drain time.Dur
 		m.mu.Unlock()
 		return Listener{}, fmt.Errorf("rebind %q to %s: listener %q holds it: %w", id, address, other.spec.ID, ErrAddressInUse)
 	}
-	nl, err := m.listen(ctx, addr, e.spec.Workers)
+	nl, err := m.listen(ctx, addr, e.spec)
 	if err != nil {
 		m.mu.Unlock()
 		return Listener{}, fmt.Errorf("rebind %q to %s: %w", id, address, err)
@@ -300,6 +317,7 @@ func (m *Manager) Rebind(ctx context.Context, id, address string, drain time.Dur
 		return Listener{}, fmt.Errorf("rebind %q: %w", id, err)
 	}
 	e.gen++
+	m.updatePorts()
 	m.serve(nl)
 	m.mu.Unlock()
 	m.log.Info("listener rebound", "id", id, "from", old.Addr().String(), "to", nl.Addr().String())
@@ -423,12 +441,13 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// listen binds addr and classifies a failure.
-func (m *Manager) listen(ctx context.Context, addr netip.AddrPort, workers int) (*listener.Listener, error) {
+// listen binds addr for spec and classifies a failure.
+func (m *Manager) listen(ctx context.Context, addr netip.AddrPort, spec Spec) (*listener.Listener, error) {
+	workers := spec.Workers
 	if workers == 0 {
 		workers = m.opts.Workers
 	}
-	l, err := listener.Listen(ctx, listener.Config{Addr: addr, Workers: workers})
+	l, err := listener.Listen(ctx, listener.Config{Addr: addr, Workers: workers, Policy: m.limits(spec).policy(&m.ports)})
 	if err != nil {
 		return nil, classifyBind(err)
 	}
@@ -453,10 +472,36 @@ func (m *Manager) shutdown(ctx context.Context, e *entry, g *listener.Listener, 
 	defer m.mu.Unlock()
 	e.base = e.base.Add(g.Stats())
 	e.groups = slices.DeleteFunc(e.groups, func(x *listener.Listener) bool { return x == g })
+	m.updatePorts()
 	if e.stopped && len(e.groups) == 0 {
 		delete(m.stopping, e)
 		m.retired = m.retired.Add(e.base)
 	}
+}
+
+// limits are the limits in force for spec.
+func (m *Manager) limits(spec Spec) Limits {
+	if spec.Limits != nil {
+		return *spec.Limits
+	}
+	return m.opts.Limits
+}
+
+func sameLimits(a, b *Limits) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
+}
+
+// updatePorts publishes the loop-protection ports: the classic responder
+// ports, the configured ones, and every port a listener of this daemon is
+// bound to (draining ones included). Called with m.mu held.
+func (m *Manager) updatePorts() {
+	ports := append(slices.Clone(listener.ClassicResponderPorts), m.opts.LoopPorts...)
+	for _, e := range m.byID {
+		for _, g := range e.groups {
+			ports = append(ports, g.Addr().Port())
+		}
+	}
+	m.ports.Set(ports)
 }
 
 // describe must be called with m.mu held.
@@ -468,6 +513,7 @@ func (m *Manager) describe(e *entry) Listener {
 		Generation: e.gen,
 		Created:    e.created,
 		Bound:      e.bound,
+		Limits:     m.limits(e.spec),
 		Stats:      e.stats(),
 	}
 	if e.stopped {

@@ -59,10 +59,14 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 // app holds the global flags.
 type app struct {
-	stdin   io.Reader
-	admin   string
-	output  string
-	timeout time.Duration
+	stdin     io.Reader
+	admin     string
+	output    string
+	timeout   time.Duration
+	tokenFile string
+	tls       bool
+	caCert    string
+	cert, key string
 }
 
 func (a *app) newRootCmd() *cobra.Command {
@@ -93,6 +97,11 @@ Exit codes: 0 success; 1 failure (such as no UDP reply); 2 usage error;
 	pf.StringVar(&a.admin, "admin", envOr("UDPCTL_ADMIN", "127.0.0.1:50051"), "udpd admin API `address` (env UDPCTL_ADMIN)")
 	pf.StringVarP(&a.output, "output", "o", "text", "output `format`: text or json")
 	pf.DurationVar(&a.timeout, "timeout", 0, "how long to wait for an answer: per attempt for send (default 1s), per admin call (default 10s)")
+	pf.StringVar(&a.tokenFile, "token-file", "", "send the bearer token in this `file` with admin calls (env UDPCTL_TOKEN holds the token itself)")
+	pf.BoolVar(&a.tls, "tls", false, "connect to the admin API over TLS (implied by --cacert, --cert)")
+	pf.StringVar(&a.caCert, "cacert", "", "trust the admin server's certificate if signed by the CA in this `file`")
+	pf.StringVar(&a.cert, "cert", "", "client certificate `file` for mutual TLS")
+	pf.StringVar(&a.key, "key", "", "client certificate's key `file`")
 	root.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp
 	})

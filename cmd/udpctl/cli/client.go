@@ -2,12 +2,17 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"os"
 	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	adminv1 "github.com/udpd/udpd/gen/udpd/admin/v1"
@@ -16,7 +21,7 @@ import (
 // call dials the admin API and runs fn with a client and a context bounded
 // by the call timeout.
 func (a *app) call(ctx context.Context, fn func(context.Context, adminv1.ListenerServiceClient) error) error {
-	conn, err := a.dial()
+	conn, ctx, err := a.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -26,16 +31,65 @@ func (a *app) call(ctx context.Context, fn func(context.Context, adminv1.Listene
 	return fn(ctx, adminv1.NewListenerServiceClient(conn))
 }
 
-func (a *app) dial() (*grpc.ClientConn, error) {
+// dial connects to the admin API (TCP host:port or unix:///path) and
+// returns a context that carries the bearer token, if there is one.
+func (a *app) dial(ctx context.Context) (*grpc.ClientConn, context.Context, error) {
 	target := a.admin
 	if !strings.Contains(target, "://") && !strings.HasPrefix(target, "unix:") {
 		target = "passthrough:///" + target
 	}
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds, err := a.transportCredentials()
 	if err != nil {
-		return nil, usageError{fmt.Errorf("--admin %q: %w", a.admin, err)}
+		return nil, nil, err
 	}
-	return conn, nil
+	token, err := a.token()
+	if err != nil {
+		return nil, nil, err
+	}
+	if token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	}
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return nil, nil, usageError{fmt.Errorf("--admin %q: %w", a.admin, err)}
+	}
+	return conn, ctx, nil
+}
+
+func (a *app) token() (string, error) {
+	if a.tokenFile == "" {
+		return strings.TrimSpace(os.Getenv("UDPCTL_TOKEN")), nil
+	}
+	b, err := os.ReadFile(a.tokenFile)
+	if err != nil {
+		return "", failure{fmt.Errorf("--token-file: %w", err)}
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func (a *app) transportCredentials() (credentials.TransportCredentials, error) {
+	if !a.tls && a.caCert == "" && a.cert == "" {
+		return insecure.NewCredentials(), nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if a.caCert != "" {
+		pem, err := os.ReadFile(a.caCert)
+		if err != nil {
+			return nil, failure{fmt.Errorf("--cacert: %w", err)}
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, failure{fmt.Errorf("--cacert %s: no certificate found", a.caCert)}
+		}
+	}
+	if a.cert != "" || a.key != "" {
+		cert, err := tls.LoadX509KeyPair(a.cert, a.key)
+		if err != nil {
+			return nil, failure{fmt.Errorf("--cert/--key: %w", err)}
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return credentials.NewTLS(tc), nil
 }
 
 // rpcErrorLine renders a failed call: "NotFound: listener … (reason

@@ -49,12 +49,17 @@ func portFlag(cmd *cobra.Command, port int) (string, error) {
 func (a *app) newStartCmd() *cobra.Command {
 	var host, name, requestID string
 	var port, workers int
+	var limits adminv1.Limits
+	var burst, bytesBurst uint32
 	cmd := &cobra.Command{
 		Use:   "start --port PORT [--host HOST] [--name ID]",
 		Short: "Start a listener",
 		Long: `Start a listener on HOST:PORT (port 0 picks a free port). Without --name
 udpd names it after the port ("udp-12000"). Starting a listener that already
-runs with the same settings returns it (exit 0).`,
+runs with the same settings returns it (exit 0).
+
+The limit flags (--rate-limit, …) replace udpd's default limits for this
+listener; limits not given are then off.`,
 		Example: `  udpctl listeners start --port 12001
   udpctl listeners start --port 12002 --host ::1 --name v6-echo`,
 		Args: noArgs,
@@ -68,6 +73,12 @@ runs with the same settings returns it (exit 0).`,
 			}
 			req := &adminv1.StartListenerRequest{
 				Id: name, Address: net.JoinHostPort(host, p), Workers: uint32(workers), RequestId: requestID,
+			}
+			for _, f := range []string{"rate-limit", "rate-burst", "rate-limit-bytes", "rate-bytes-burst", "rate-limit-loopback", "max-reply-ratio"} {
+				if cmd.Flags().Changed(f) {
+					limits.Burst, limits.BytesBurst = burst, bytesBurst
+					req.Limits = &limits
+				}
 			}
 			return a.call(cmd.Context(), func(ctx context.Context, c adminv1.ListenerServiceClient) error {
 				resp, err := c.StartListener(ctx, req)
@@ -84,6 +95,12 @@ runs with the same settings returns it (exit 0).`,
 	f.StringVar(&name, "name", "", "listener `id` ([a-z][a-z0-9-]*); default udp-PORT")
 	f.IntVar(&workers, "workers", 0, "sockets serving the address (0: udpd's default)")
 	f.StringVar(&requestID, "request-id", "", "idempotency `token`: a repeated request returns the first answer")
+	f.Float64Var(&limits.PerSecond, "rate-limit", 0, "answer at most this many datagrams/s per source network (/24, /56)")
+	f.Uint32Var(&burst, "rate-burst", 0, "datagrams a source network may have answered at once")
+	f.Float64Var(&limits.BytesPerSecond, "rate-limit-bytes", 0, "answer at most this many request bytes/s per source network")
+	f.Uint32Var(&bytesBurst, "rate-bytes-burst", 0, "request bytes a source network may have answered at once")
+	f.BoolVar(&limits.LimitLoopback, "rate-limit-loopback", false, "apply the limits to loopback sources too")
+	f.Float64Var(&limits.MaxReplyRatio, "max-reply-ratio", 0, "refuse replies more than this many times longer than the request")
 	return cmd
 }
 

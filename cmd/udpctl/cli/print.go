@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -14,17 +16,24 @@ import (
 	adminv1 "github.com/udpd/udpd/gen/udpd/admin/v1"
 )
 
-// jsonOpts print like grpcurl: indented protojson, proto field names in
-// lowerCamelCase, 64-bit integers as strings.
-var jsonOpts = protojson.MarshalOptions{Multiline: true, Indent: "  "}
-
-// printJSON writes one document for one response message.
+// printJSON writes one document for one response message, like grpcurl:
+// protojson (lowerCamelCase names, 64-bit integers as strings) indented by
+// two spaces. protojson varies its spacing on purpose; re-indenting makes
+// the output byte-stable for scripts that diff it.
 func printJSON(w io.Writer, m proto.Message) error {
-	b, err := jsonOpts.Marshal(m)
+	b, err := protojson.Marshal(m)
 	if err != nil {
 		return failure{err}
 	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
+	var compact, out bytes.Buffer
+	if err := json.Compact(&compact, b); err != nil {
+		return failure{err}
+	}
+	if err := json.Indent(&out, compact.Bytes(), "", "  "); err != nil {
+		return failure{err}
+	}
+	out.WriteByte('\n')
+	_, err = w.Write(out.Bytes())
 	return err
 }
 
@@ -63,14 +72,16 @@ func stateName(s adminv1.Listener_State) string {
 }
 
 // dropped is every datagram received and not answered.
-func dropped(s *adminv1.Stats) uint64 { return s.GetRepliesTooLarge() + s.GetSendErrors() }
+func dropped(s *adminv1.Stats) uint64 {
+	return s.GetRepliesTooLarge() + s.GetSendErrors() + s.GetLoopBlocked() + s.GetRateLimited()
+}
 
 func statsTable(total *adminv1.Stats, per []*adminv1.ListenerStats, withTotal bool) *table {
-	t := &table{header: []string{"ID", "RECEIVED", "SENT", "BYTES_IN", "BYTES_OUT", "TOO_LARGE", "SEND_ERRORS", "READ_ERRORS", "KERNEL_DROPS"}}
+	t := &table{header: []string{"ID", "RECEIVED", "SENT", "BYTES_IN", "BYTES_OUT", "TOO_LARGE", "SEND_ERRORS", "LOOP_BLOCKED", "RATE_LIMITED", "READ_ERRORS", "KERNEL_DROPS"}}
 	row := func(id string, s *adminv1.Stats) {
 		t.add(id, u64(s.GetDatagramsReceived()), u64(s.GetDatagramsSent()), u64(s.GetBytesReceived()),
 			u64(s.GetBytesSent()), u64(s.GetRepliesTooLarge()), u64(s.GetSendErrors()),
-			u64(s.GetReadErrors()), u64(s.GetKernelDrops()))
+			u64(s.GetLoopBlocked()), u64(s.GetRateLimited()), u64(s.GetReadErrors()), u64(s.GetKernelDrops()))
 	}
 	for _, p := range per {
 		row(p.GetListenerId(), p.GetStats())

@@ -61,12 +61,11 @@ update. Ctrl-C ends it (exit 0).`,
 }
 
 func (a *app) watchStats(cmd *cobra.Command, id string, interval time.Duration) error {
-	conn, err := a.dial()
+	conn, ctx, err := a.dial(cmd.Context())
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	ctx := cmd.Context()
 	c := adminv1.NewListenerServiceClient(conn)
 	stream, err := c.WatchStats(ctx, &adminv1.WatchStatsRequest{ListenerId: id, Interval: durationpb.New(interval)})
 	if err != nil {
@@ -81,7 +80,7 @@ func (a *app) watchStats(cmd *cobra.Command, id string, interval time.Duration) 
 			return nil
 		}
 		if err != nil {
-			if ctx.Err() != nil || status.Code(err) == codes.Canceled {
+			if cmd.Context().Err() != nil || status.Code(err) == codes.Canceled {
 				return nil // interrupted: a normal end
 			}
 			return err

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -66,8 +65,22 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func run(ctx context.Context, cfg *config, log *slog.Logger) (err error) {
+	tlsCfg, err := adminTLS(cfg)
+	if err != nil {
+		return err
+	}
+	token, err := adminToken(cfg.adminTokenFile)
+	if err != nil {
+		return err
+	}
 	var store *state.File
-	opts := manager.Options{Logger: log, MaxListeners: cfg.maxListeners, Workers: cfg.workers}
+	opts := manager.Options{
+		Logger:       log,
+		MaxListeners: cfg.maxListeners,
+		Workers:      cfg.workers,
+		Limits:       cfg.limits(),
+		LoopPorts:    cfg.loopPortList,
+	}
 	if cfg.statePath != "" {
 		store = &state.File{Path: cfg.statePath}
 		opts.Store = store
@@ -100,21 +113,25 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) (err error) {
 		}
 	}
 
-	lis, err := net.Listen("tcp", cfg.admin)
+	lis, err := adminListener(cfg, tlsCfg != nil)
 	if err != nil {
-		return fmt.Errorf("admin API: %w", err)
+		return err
 	}
-	srv := admin.NewServer(m, admin.Options{Logger: log})
+	srv := admin.NewServer(m, admin.Options{Logger: log, TLS: tlsCfg, Token: token})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 
+	adminAddr := lis.Addr().String()
+	if lis.Addr().Network() == "unix" {
+		adminAddr = "unix://" + adminAddr
+	}
 	addrs := make([]string, len(started))
 	for i, l := range started {
 		addrs[i] = l.ID + "=" + l.BoundAddress.String()
 	}
-	log.Info("udpd ready", "admin", lis.Addr().String(), "listeners", strings.Join(addrs, " "), "state", cfg.statePath, "version", Version())
+	log.Info("udpd ready", "admin", adminAddr, "admin_tls", tlsCfg != nil, "admin_token", token != "", "listeners", strings.Join(addrs, " "), "state", cfg.statePath, "version", Version())
 	if cfg.readyFile != "" {
-		if err := writeReady(cfg.readyFile, lis.Addr().String(), started); err != nil {
+		if err := writeReady(cfg.readyFile, adminAddr, started); err != nil {
 			srv.Stop(0)
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +27,31 @@ type config struct {
 	logFormat    string
 	readyFile    string
 	version      bool
+
+	adminTLSCert   string
+	adminTLSKey    string
+	adminClientCA  string
+	adminInsecure  bool
+	adminTokenFile string
+
+	rateLimit      float64
+	rateBurst      int
+	rateLimitBytes float64
+	limitLoopback  bool
+	maxReplyRatio  float64
+	loopPorts      string
+	loopPortList   []uint16
+}
+
+// limits are the default limits of listeners, from the flags.
+func (c *config) limits() manager.Limits {
+	return manager.Limits{
+		PerSecond:      c.rateLimit,
+		Burst:          c.rateBurst,
+		BytesPerSecond: c.rateLimitBytes,
+		LimitLoopback:  c.limitLoopback,
+		MaxReplyRatio:  c.maxReplyRatio,
+	}
 }
 
 type listFlag struct{ vals *[]string }
@@ -78,12 +104,23 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		fs.PrintDefaults()
 	}
 	fs.Var(listFlag{&cfg.listen}, "listen", "UDP `host:port` to serve, repeatable (IPv6 as [::1]:12000) (default 127.0.0.1:12000)")
-	fs.StringVar(&cfg.admin, "admin", "127.0.0.1:50051", "gRPC admin API `address` (TCP host:port)")
+	fs.StringVar(&cfg.admin, "admin", "127.0.0.1:50051", "gRPC admin API `address`: TCP host:port (plain text on loopback only, unless TLS or --admin-insecure) or unix:///path (mode 0600)")
+	fs.StringVar(&cfg.adminTLSCert, "admin-tls-cert", "", "serve the admin API over TLS with this certificate `file` (PEM)")
+	fs.StringVar(&cfg.adminTLSKey, "admin-tls-key", "", "the TLS certificate's private key `file` (PEM)")
+	fs.StringVar(&cfg.adminClientCA, "admin-client-ca", "", "require client certificates signed by the CA in this `file` (mutual TLS)")
+	fs.BoolVar(&cfg.adminInsecure, "admin-insecure", false, "allow a plain-text admin API on a non-loopback address (not recommended)")
+	fs.StringVar(&cfg.adminTokenFile, "admin-token-file", "", "require \"authorization: Bearer TOKEN\" on admin calls, TOKEN read from this `file` (health and reflection stay open)")
 	fs.StringVar(&cfg.statePath, "state", defaultStatePath(), "`file` the listener configuration is saved to on every change (\"\" saves nothing)")
 	fs.BoolVar(&cfg.resume, "resume", false, "start the listeners saved in --state instead of --listen")
 	fs.IntVar(&cfg.workers, "workers", 0, "sockets (and goroutines) per listener; 0 means one per CPU")
 	fs.IntVar(&cfg.maxListeners, "max-listeners", manager.DefaultMaxListeners, "most listeners at once")
 	fs.DurationVar(&cfg.drainTimeout, "shutdown-timeout", 5*time.Second, "on SIGINT/SIGTERM, how long to answer queued datagrams and finish admin calls")
+	fs.Float64Var(&cfg.rateLimit, "rate-limit", 0, "answer at most this many datagrams a second per source network (/24, /56) per listener; 0 means no limit")
+	fs.IntVar(&cfg.rateBurst, "rate-burst", 0, "datagrams a source network may have answered at once (0: the --rate-limit)")
+	fs.Float64Var(&cfg.rateLimitBytes, "rate-limit-bytes", 0, "answer at most this many request bytes a second per source network; 0 means no limit")
+	fs.BoolVar(&cfg.limitLoopback, "rate-limit-loopback", false, "apply the rate limits to loopback sources too (exempt by default)")
+	fs.Float64Var(&cfg.maxReplyRatio, "max-reply-ratio", 0, "refuse replies more than this many times longer than their request (0: off; uppercase can triple)")
+	fs.StringVar(&cfg.loopPorts, "loop-ports", "", "comma-separated extra source `ports` never answered (besides 7,13,17,19,37,12000 and udpd's own ports)")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.StringVar(&cfg.readyFile, "ready-file", "", "when serving, write the bound addresses to this `file` (for scripts and tests)")
@@ -106,6 +143,18 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	for _, l := range cfg.listen {
 		if _, err := manager.ParseAddress(l); err != nil {
 			return nil, fmt.Errorf("--listen: %w", err)
+		}
+	}
+	if err := cfg.limits().Validate(); err != nil {
+		return nil, fmt.Errorf("rate limit flags: %w", err)
+	}
+	if cfg.loopPorts != "" {
+		for _, p := range strings.Split(cfg.loopPorts, ",") {
+			n, err := strconv.ParseUint(strings.TrimSpace(p), 10, 16)
+			if err != nil {
+				return nil, fmt.Errorf("--loop-ports %q: want comma-separated port numbers", cfg.loopPorts)
+			}
+			cfg.loopPortList = append(cfg.loopPortList, uint16(n))
 		}
 	}
 	if cfg.workers < 0 {
