@@ -42,9 +42,14 @@ check-generate: generate ## Fail if gen/ is stale
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 20s)
 	$(GO) test -run '^$$' -fuzz '^FuzzAppend$$' -fuzztime $(FUZZTIME) ./service/uppercase/
+	$(GO) test -run '^$$' -fuzz '^FuzzRequestValidation$$' -fuzztime $(FUZZTIME) ./service/admin/
 
 .PHONY: bench
-bench: ## Run the Go micro-benchmarks
+bench: bench-go ## Run the Go micro-benchmarks, then bench/compare.sh (udpd vs the C and naive Go servers)
+	GO='$(GO)' bash bench/compare.sh
+
+.PHONY: bench-go
+bench-go: ## Run only the Go micro-benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./service/...
 
 .PHONY: clean

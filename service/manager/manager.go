@@ -150,22 +150,9 @@ func New(opts Options) *Manager {
 // the listener it started. With no id, one is made from the port
 // ("udp-12000").
 func (m *Manager) Start(ctx context.Context, spec Spec, requestID string) (Listener, error) {
-	if spec.ID != "" {
-		if err := ValidateID(spec.ID); err != nil {
-			return Listener{}, err
-		}
-	}
-	if spec.Workers < 0 || spec.Workers > 1024 {
-		return Listener{}, &FieldError{Field: "workers", Value: strconv.Itoa(spec.Workers), Reason: "must be from 0 to 1024", Err: ErrInvalidArgument}
-	}
-	addr, err := ParseAddress(spec.Address)
+	addr, err := ValidateSpec(spec)
 	if err != nil {
 		return Listener{}, err
-	}
-	if spec.Limits != nil {
-		if err := spec.Limits.Validate(); err != nil {
-			return Listener{}, err
-		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -212,6 +199,29 @@ func (m *Manager) Start(ctx context.Context, spec Spec, requestID string) (Liste
 	m.serve(l)
 	m.log.Info("listener started", "id", spec.ID, "address", l.Addr().String(), "workers", l.Workers())
 	return m.describe(e), nil
+}
+
+// ValidateSpec checks every field of spec (an empty ID is valid: Start
+// makes one) and returns the parsed address. Its errors are *FieldError.
+func ValidateSpec(spec Spec) (netip.AddrPort, error) {
+	if spec.ID != "" {
+		if err := ValidateID(spec.ID); err != nil {
+			return netip.AddrPort{}, err
+		}
+	}
+	if spec.Workers < 0 || spec.Workers > 1024 {
+		return netip.AddrPort{}, &FieldError{Field: "workers", Value: strconv.Itoa(spec.Workers), Reason: "must be from 0 to 1024", Err: ErrInvalidArgument}
+	}
+	addr, err := ParseAddress(spec.Address)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	if spec.Limits != nil {
+		if err := spec.Limits.Validate(); err != nil {
+			return netip.AddrPort{}, err
+		}
+	}
+	return addr, nil
 }
 
 // Stop stops reading new datagrams on a listener, answers those already
