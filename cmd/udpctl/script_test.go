@@ -15,6 +15,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,6 +81,7 @@ func TestScripts(t *testing.T) {
 			"jsondocs":  cmdJSONDocs,
 			"jsoneq":    cmdJSONEq,
 			"gencerts":  cmdGenCerts,
+			"httpget":   cmdHTTPGet,
 		},
 	})
 }
@@ -115,8 +117,8 @@ func findGrpcurl(t *testing.T) string {
 // waitready FILE waits (up to 20 s) for udpd's --ready-file and exports
 // UDPCTL_ADMIN (the admin address), UDPCTL_SERVER (the first listener's
 // address), UDP_1, UDP_2, … (each listener's address, in the order udpd
-// started them), PORT_1, PORT_2, … (their ports) and UDP_<id> (the
-// address by id, dashes as underscores).
+// started them), PORT_1, PORT_2, … (their ports), UDP_<id> (the
+// address by id, dashes as underscores) and METRICS (with --metrics).
 func cmdWaitReady(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: waitready FILE")
@@ -142,6 +144,8 @@ func cmdWaitReady(ts *testscript.TestScript, neg bool, args []string) {
 		switch {
 		case len(f) == 2 && f[0] == "admin":
 			ts.Setenv("UDPCTL_ADMIN", f[1])
+		case len(f) == 2 && f[0] == "metrics":
+			ts.Setenv("METRICS", f[1])
 		case len(f) == 3 && f[0] == "listener":
 			n++
 			ts.Setenv("UDP_"+strconv.Itoa(n), f[2])
@@ -297,5 +301,24 @@ func cmdGenCerts(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(err)
 		write(name+".pem", "CERTIFICATE", der)
 		writeKey(name+"-key.pem", k)
+	}
+}
+
+// httpget URL fetches URL (10 s at most) into stdout; a status other
+// than 200 fails.
+func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: httpget URL")
+	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(args[0])
+	ok := err == nil && resp.StatusCode == http.StatusOK
+	if err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		ts.Stdout().Write(b)
+	}
+	if ok == neg {
+		ts.Fatalf("GET %s: err %v, status %v", args[0], err, resp)
 	}
 }

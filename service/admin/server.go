@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -38,6 +39,10 @@ type Options struct {
 	// probes and grpcurl's discovery work. A wrong or missing token is
 	// UNAUTHENTICATED and changes nothing.
 	Token string
+	// Unary and Stream interceptors run first, before logging (metrics,
+	// say).
+	Unary  []grpc.UnaryServerInterceptor
+	Stream []grpc.StreamServerInterceptor
 }
 
 // Server is the admin gRPC server: the ListenerService, grpc.health.v1
@@ -64,8 +69,8 @@ func NewServer(m *manager.Manager, opts Options) *Server {
 		log.ErrorContext(ctx, "panic in admin call", "panic", p, "stack", string(debug.Stack()))
 		return withDetails(codes.Internal, "INTERNAL", errors.New("internal error"))
 	})
-	unary := []grpc.UnaryServerInterceptor{logging.UnaryServerInterceptor(logger, logOpts...)}
-	stream := []grpc.StreamServerInterceptor{logging.StreamServerInterceptor(logger, logOpts...)}
+	unary := append(slices.Clip(opts.Unary), logging.UnaryServerInterceptor(logger, logOpts...))
+	stream := append(slices.Clip(opts.Stream), logging.StreamServerInterceptor(logger, logOpts...))
 	if opts.Token != "" {
 		check := checkToken(opts.Token)
 		unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(check), needsToken))
@@ -110,6 +115,10 @@ func checkToken(want string) auth.AuthFunc {
 		return ctx, nil
 	}
 }
+
+// GetServiceInfo reports the registered services (for metrics that
+// initialise a series per method).
+func (s *Server) GetServiceInfo() map[string]grpc.ServiceInfo { return s.grpc.GetServiceInfo() }
 
 // Serve accepts admin connections on lis until Stop.
 func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }

@@ -117,9 +117,25 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	srv := admin.NewServer(m, admin.Options{Logger: log, TLS: tlsCfg, Token: token})
+	aopts := admin.Options{Logger: log, TLS: tlsCfg, Token: token}
+	var ms *metricsServer
+	if cfg.metrics != "" {
+		ms = newMetrics(m)
+		if err := ms.listen(cfg.metrics, tlsCfg, cfg.metricsInsecure); err != nil {
+			lis.Close()
+			return err
+		}
+		aopts.Unary = append(aopts.Unary, ms.grpc.UnaryServerInterceptor())
+		aopts.Stream = append(aopts.Stream, ms.grpc.StreamServerInterceptor())
+	}
+	srv := admin.NewServer(m, aopts)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
+	if ms != nil {
+		ms.grpc.InitializeMetrics(srv)
+		go ms.serve(log)
+		defer ms.http.Close()
+	}
 
 	adminAddr := lis.Addr().String()
 	if lis.Addr().Network() == "unix" {
@@ -129,9 +145,13 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) (err error) {
 	for i, l := range started {
 		addrs[i] = l.ID + "=" + l.BoundAddress.String()
 	}
-	log.Info("udpd ready", "admin", adminAddr, "admin_tls", tlsCfg != nil, "admin_token", token != "", "listeners", strings.Join(addrs, " "), "state", cfg.statePath, "version", Version())
+	metricsAddr := ""
+	if ms != nil {
+		metricsAddr = ms.lis.Addr().String()
+	}
+	log.Info("udpd ready", "admin", adminAddr, "metrics", metricsAddr, "admin_tls", tlsCfg != nil, "admin_token", token != "", "listeners", strings.Join(addrs, " "), "state", cfg.statePath, "version", Version())
 	if cfg.readyFile != "" {
-		if err := writeReady(cfg.readyFile, adminAddr, started); err != nil {
+		if err := writeReady(cfg.readyFile, adminAddr, metricsAddr, started); err != nil {
 			srv.Stop(0)
 			return err
 		}
@@ -185,12 +205,15 @@ func initialSpecs(cfg *config, store *state.File, log *slog.Logger) ([]manager.S
 	return specs, nil
 }
 
-// writeReady writes the admin address and the listeners' bound addresses
-// in the order they were started, one per line ("admin ADDR", "listener ID
-// ADDR"), atomically.
-func writeReady(path, adminAddr string, ls []manager.Listener) error {
+// writeReady writes the admin (and metrics) address and the listeners'
+// bound addresses in the order they were started, one per line ("admin
+// ADDR", "metrics ADDR", "listener ID ADDR"), atomically.
+func writeReady(path, adminAddr, metricsAddr string, ls []manager.Listener) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "admin %s\n", adminAddr)
+	if metricsAddr != "" {
+		fmt.Fprintf(&b, "metrics %s\n", metricsAddr)
+	}
 	for _, l := range ls {
 		fmt.Fprintf(&b, "listener %s %s\n", l.ID, l.BoundAddress)
 	}

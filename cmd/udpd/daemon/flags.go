@@ -41,6 +41,9 @@ type config struct {
 	maxReplyRatio  float64
 	loopPorts      string
 	loopPortList   []uint16
+
+	metrics         string
+	metricsInsecure bool
 }
 
 // limits are the default limits of listeners, from the flags.
@@ -121,6 +124,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&cfg.limitLoopback, "rate-limit-loopback", false, "apply the rate limits to loopback sources too (exempt by default)")
 	fs.Float64Var(&cfg.maxReplyRatio, "max-reply-ratio", 0, "refuse replies more than this many times longer than their request (0: off; uppercase can triple)")
 	fs.StringVar(&cfg.loopPorts, "loop-ports", "", "comma-separated extra source `ports` never answered (besides 7,13,17,19,37,12000 and udpd's own ports)")
+	fs.StringVar(&cfg.metrics, "metrics", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (off unless given; loopback unless TLS or --metrics-insecure)")
+	fs.BoolVar(&cfg.metricsInsecure, "metrics-insecure", false, "allow plain-text metrics on a non-loopback address")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.StringVar(&cfg.readyFile, "ready-file", "", "when serving, write the bound addresses to this `file` (for scripts and tests)")

@@ -1,0 +1,96 @@
+package daemon
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/udpd/udpd/service/manager"
+	"github.com/udpd/udpd/service/metrics"
+)
+
+// metricsServer serves /metrics: the listeners' counters (read at scrape
+// time), the admin gRPC server's metrics, build info, and the Go runtime
+// and process collectors.
+type metricsServer struct {
+	reg  *prometheus.Registry
+	grpc *grpcprom.ServerMetrics
+	http *http.Server
+	lis  net.Listener
+}
+
+// newMetrics registers the collectors. The HTTP side starts in serve.
+func newMetrics(m *manager.Manager) *metricsServer {
+	reg := prometheus.NewRegistry()
+	g := grpcprom.NewServerMetrics()
+	reg.MustRegister(
+		metrics.New(m),
+		g,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo(),
+	)
+	return &metricsServer{reg: reg, grpc: g}
+}
+
+func buildInfo() prometheus.Collector {
+	version, revision, goVersion := "unknown", "unknown", "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		version, goVersion = bi.Main.Version, bi.GoVersion
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				revision = s.Value
+			}
+		}
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "udpd_build_info",
+		Help:        "Always 1: the version, VCS revision and Go version udpd was built from.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": goVersion},
+	})
+	g.Set(1)
+	return g
+}
+
+// listen opens the metrics address: loopback only, unless TLS is on or the
+// operator said --metrics-insecure.
+func (s *metricsServer) listen(addr string, tlsCfg *tls.Config, insecure bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--metrics %q: want host:port", addr)
+	}
+	if tlsCfg == nil && !insecure && !isLoopback(host) {
+		return fmt.Errorf("--metrics %s is not a loopback address: refusing to serve metrics in plain text; "+
+			"configure the admin TLS flags (metrics then use them too) or say --metrics-insecure", addr)
+	}
+	s.lis, err = net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg}
+	return nil
+}
+
+func (s *metricsServer) serve(log *slog.Logger) {
+	var err error
+	if s.http.TLSConfig != nil {
+		err = s.http.ServeTLS(s.lis, "", "")
+	} else {
+		err = s.http.Serve(s.lis)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("metrics server stopped", "err", err)
+	}
+}
