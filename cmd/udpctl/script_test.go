@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -75,13 +76,15 @@ func TestScripts(t *testing.T) {
 			return true, nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"waitready": cmdWaitReady,
-			"sigterm":   cmdSigterm,
-			"exits":     cmdExits,
-			"jsondocs":  cmdJSONDocs,
-			"jsoneq":    cmdJSONEq,
-			"gencerts":  cmdGenCerts,
-			"httpget":   cmdHTTPGet,
+			"waitready":  cmdWaitReady,
+			"sigterm":    cmdSigterm,
+			"exits":      cmdExits,
+			"jsondocs":   cmdJSONDocs,
+			"jsoneq":     cmdJSONEq,
+			"gencerts":   cmdGenCerts,
+			"httpget":    cmdHTTPGet,
+			"notifysock": cmdNotifySock,
+			"waitfor":    cmdWaitFor,
 		},
 	})
 }
@@ -320,5 +323,56 @@ func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	if ok == neg {
 		ts.Fatalf("GET %s: err %v, status %v", args[0], err, resp)
+	}
+}
+
+// notifysock PATH listens on a unix datagram socket, as systemd does for
+// Type=notify services, and appends each message received to PATH.log
+// until the script ends.
+func cmdNotifySock(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: notifysock PATH")
+	}
+	path := ts.MkAbs(args[0])
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	ts.Check(err)
+	log, err := os.Create(path + ".log")
+	ts.Check(err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			log.Write(append(buf[:n:n], '\n'))
+		}
+	}()
+	ts.Defer(func() {
+		c.Close()
+		<-done
+		log.Close()
+	})
+}
+
+// waitfor FILE REGEXP waits (up to 10 s) until a line of FILE matches.
+func cmdWaitFor(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitfor FILE REGEXP")
+	}
+	re, err := regexp.Compile("(?m)" + args[1])
+	ts.Check(err)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(ts.MkAbs(args[0]))
+		if re.Match(b) {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s: no line matches %q after 10s; it holds:\n%s", args[0], args[1], b)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

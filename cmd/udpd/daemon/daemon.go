@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -150,6 +151,9 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) (err error) {
 		metricsAddr = ms.lis.Addr().String()
 	}
 	log.Info("udpd ready", "admin", adminAddr, "metrics", metricsAddr, "admin_tls", tlsCfg != nil, "admin_token", token != "", "listeners", strings.Join(addrs, " "), "state", cfg.statePath, "version", Version())
+	if err := sdNotify("READY=1\nSTATUS=serving " + strconv.Itoa(len(started)) + " listeners"); err != nil {
+		log.Warn("systemd notification failed", "err", err)
+	}
 	if cfg.readyFile != "" {
 		if err := writeReady(cfg.readyFile, adminAddr, metricsAddr, started); err != nil {
 			srv.Stop(0)
@@ -160,6 +164,7 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) (err error) {
 	select {
 	case <-ctx.Done():
 		log.Info("udpd shutting down", "reason", context.Cause(ctx))
+		sdNotify("STOPPING=1")
 	case err := <-served:
 		return fmt.Errorf("admin API stopped: %w", err)
 	}
