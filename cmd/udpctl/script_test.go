@@ -47,9 +47,15 @@ func TestMain(m *testing.M) {
 // TestScripts runs testdata/script/*.txtar: udpd and udpctl driven end to
 // end on loopback, as a user would.
 func TestScripts(t *testing.T) {
+	testscript.Run(t, scriptParams(t, "testdata/script"))
+}
+
+// scriptParams are the settings every script runs with: udpd and udpctl
+// as commands, grpcurl on PATH, and the custom commands below.
+func scriptParams(t *testing.T, dir string) testscript.Params {
 	grpcurlDir := findGrpcurl(t)
-	testscript.Run(t, testscript.Params{
-		Dir:                 "testdata/script",
+	return testscript.Params{
+		Dir:                 dir,
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
 			// The race runtime sleeps 1 s at exit by default; the scripts
@@ -86,7 +92,7 @@ func TestScripts(t *testing.T) {
 			"notifysock": cmdNotifySock,
 			"waitfor":    cmdWaitFor,
 		},
-	})
+	}
 }
 
 // findGrpcurl returns the directory of a grpcurl binary: on PATH, or

@@ -110,7 +110,7 @@ Exit codes: 0 success; 1 failure (such as no UDP reply); 2 usage error;
 		&cobra.Group{ID: "data", Title: "Datagrams:"},
 		&cobra.Group{ID: "admin", Title: "Administration (gRPC admin API):"},
 	)
-	for _, c := range []*cobra.Command{a.newSendCmd()} {
+	for _, c := range []*cobra.Command{a.newSendCmd(), a.newBenchCmd()} {
 		c.GroupID = "data"
 		root.AddCommand(c)
 	}
