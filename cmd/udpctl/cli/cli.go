@@ -144,9 +144,10 @@ func (a *app) rpcTimeout() time.Duration {
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print udpctl's version",
-		Args:  noArgs,
+		Use:     "version",
+		Short:   "Print udpctl's version",
+		Example: `  udpctl version`,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintf(cmd.OutOrStdout(), "udpctl %s\n", version())
 			return nil

@@ -26,6 +26,9 @@ runs returns it, and 'stop --allow-missing' succeeds for a listener gone.
 With -o json each command prints the protojson of the response message
 (udpd.admin.v1.StartListenerResponse, ListListenersResponse, …), as grpcurl
 would.`,
+		Example: `  udpctl listeners start --port 12001
+  udpctl listeners list -o json
+  udpctl listeners stop udp-12001`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return usageError{fmt.Errorf("%s needs a subcommand: start, stop, rebind, list or get", cmd.CommandPath())}
