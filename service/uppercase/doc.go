@@ -5,5 +5,6 @@
 //
 // The package is pure computation: it has no sockets, no logging and no
 // counters, and imports nothing from this module, only the standard library
-// and golang.org/x/text.
+// and golang.org/x/text (which decides the special cases once, at first
+// use; after that the mapping is a table lookup per code point).
 package uppercase

@@ -4,28 +4,19 @@ import (
 	"encoding/binary"
 	"slices"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/cases"
 	"golang.org/x/text/language"
-	"golang.org/x/text/transform"
 )
 
 // MaxExpansion bounds the growth of the uppercase mapping: the output is never
 // longer than MaxExpansion*len(src) bytes ("ΐ", 2 bytes, becomes 6).
 const MaxExpansion = 3
 
-// A Caser is not safe for concurrent use; pooling pointers lets concurrent
-// callers share them without allocating in steady state.
-var casers = sync.Pool{
-	New: func() any {
-		c := cases.Upper(language.Und)
-		return &c
-	},
-}
-
 // Append appends the uppercase of src to dst and returns the extended slice.
-// It does not allocate when cap(dst)-len(dst) >= MaxExpansion*len(src),
-// except to refill its pool of casers (first use, or after a GC emptied it).
+// It does not allocate when cap(dst)-len(dst) >= MaxExpansion*len(src).
 // dst's spare capacity must not overlap src.
 func Append(dst, src []byte) []byte {
 	n := asciiLen(src)
@@ -38,30 +29,114 @@ func Append(dst, src []byte) []byte {
 	if n == len(src) {
 		return dst
 	}
-	return appendCased(dst, src[n:])
+	return appendRunes(dst, src[n:])
 }
 
-func appendCased(dst, src []byte) []byte {
-	c := casers.Get().(*cases.Caser)
-	defer casers.Put(c)
-	c.Reset()
-	for {
-		nDst, nSrc, err := c.Transform(dst[len(dst):cap(dst)], src, true)
-		dst = dst[:len(dst)+nDst]
-		src = src[nSrc:]
-		switch err {
-		case nil:
-			return dst
-		case transform.ErrShortDst:
-			// Room for the worst case of all the rest, so this happens at
-			// most once.
-			dst = slices.Grow(dst, MaxExpansion*len(src))
-		default:
-			// Unreachable: with atEOF the caser copies invalid UTF-8
-			// through and reports nothing but ErrShortDst.
-			panic("uppercase: " + err.Error())
+// appendRunes maps src rune by rune. Python's str.upper is context-free, so
+// it is a function of each code point alone: a table lookup for the Basic
+// Multilingual Plane, unicode.ToUpper above it, and the strings of the
+// special cases (ß → SS, ΐ → three code points, …).
+func appendRunes(dst, src []byte) []byte {
+	t := tables()
+	dst = slices.Grow(dst, MaxExpansion*len(src))
+	// Write through an index into the spare capacity: the loop then needs
+	// no capacity checks, and the worst case was reserved above.
+	out := dst[len(dst):cap(dst)]
+	j := 0
+	for i := 0; i < len(src); {
+		c := src[i]
+		if c < utf8.RuneSelf {
+			if c-'a' < 26 {
+				c -= 'a' - 'A'
+			}
+			out[j] = c
+			i++
+			j++
+			continue
 		}
+		var r rune
+		var size int
+		if c >= 0xc2 && c < 0xe0 && i+1 < len(src) && src[i+1]&0xc0 == 0x80 {
+			// Two-byte sequences (Latin, Greek, Cyrillic, …) decoded inline.
+			r, size = rune(c&0x1f)<<6|rune(src[i+1]&0x3f), 2
+		} else if r, size = utf8.DecodeRune(src[i:]); r == utf8.RuneError && size == 1 {
+			out[j] = c // not UTF-8: passes through unchanged
+			i++
+			j++
+			continue
+		}
+		var u rune
+		if r < 0x10000 {
+			u = rune(t.bmp[r])
+		} else {
+			u = unicode.ToUpper(r)
+		}
+		switch {
+		case u == r:
+			j += copy(out[j:], src[i:i+size])
+		case u == special:
+			j += copy(out[j:], t.special[r])
+		case u < utf8.RuneSelf: // ı → I, ſ → S
+			out[j] = byte(u)
+			j++
+		case u < 0x800:
+			out[j] = byte(0xc0 | u>>6)
+			out[j+1] = byte(0x80 | u&0x3f)
+			j += 2
+		default:
+			j += utf8.EncodeRune(out[j:], u)
+		}
+		i += size
 	}
+	return dst[:len(dst)+j]
+}
+
+// special marks, in the BMP table, a code point whose uppercase is not a
+// single code point, or differs from its simple mapping; U+0000 is never
+// looked up there (ASCII never reaches the table).
+const special = 0
+
+type caseTables struct {
+	bmp     [0x10000]uint16 // uppercase of each BMP code point, or special
+	special map[rune]string
+}
+
+var (
+	tablesOnce sync.Once
+	tablesPtr  *caseTables
+)
+
+// tables builds the mapping on first use (about a millisecond). Simple
+// mappings come from package unicode; golang.org/x/text/cases, which
+// implements the full mapping with SpecialCasing.txt, decides every code
+// point with a lowercase or titlecase property, which is where the full
+// and simple mappings can differ. The package's tests check the result
+// against Python for every Unicode scalar value.
+func tables() *caseTables {
+	tablesOnce.Do(func() {
+		t := &caseTables{special: make(map[rune]string)}
+		caser := cases.Upper(language.Und)
+		var buf [4]byte
+		for r := rune(0); r < 0x10000; r++ {
+			u := unicode.ToUpper(r)
+			if unicode.IsLower(r) || unicode.IsTitle(r) || unicode.Is(unicode.Other_Lowercase, r) {
+				full := caser.String(string(buf[:utf8.EncodeRune(buf[:], r)]))
+				if fr, size := utf8.DecodeRuneInString(full); size != len(full) || fr > 0xffff {
+					t.special[r] = full
+					u = special
+				} else {
+					u = fr
+				}
+			}
+			if u > 0xffff {
+				t.special[r] = string(u)
+				u = special
+			}
+			t.bmp[r] = uint16(u)
+		}
+		tablesPtr = t
+	})
+	return tablesPtr
 }
 
 // InPlace uppercases b in place and returns true if b is all ASCII. Otherwise
