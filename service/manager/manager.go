@@ -150,6 +150,41 @@ func New(opts Options) *Manager {
 // the listener it started. With no id, one is made from the port
 // ("udp-12000").
 func (m *Manager) Start(ctx context.Context, spec Spec, requestID string) (Listener, error) {
+	return m.startOne(ctx, spec, requestID, true)
+}
+
+// Restore starts the listeners of a saved configuration, or the daemon's
+// initial ones, and saves the configuration once at the end rather than
+// after each (a thousand listeners would otherwise cost a thousand
+// fsyncs). If one cannot start, those started are closed and the error
+// names it.
+func (m *Manager) Restore(ctx context.Context, specs []Spec) ([]Listener, error) {
+	out := make([]Listener, 0, len(specs))
+	for _, spec := range specs {
+		l, err := m.startOne(ctx, spec, "", false)
+		if err != nil {
+			m.mu.Lock()
+			for _, l := range out {
+				if e := m.byID[l.ID]; e != nil {
+					delete(m.byID, l.ID)
+					e.cur.Close()
+				}
+			}
+			m.updatePorts()
+			m.mu.Unlock()
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.save(); err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	return out, nil
+}
+
+func (m *Manager) startOne(ctx context.Context, spec Spec, requestID string, save bool) (Listener, error) {
 	addr, err := ValidateSpec(spec)
 	if err != nil {
 		return Listener{}, err
@@ -189,10 +224,12 @@ func (m *Manager) Start(ctx context.Context, spec Spec, requestID string) (Liste
 	now := time.Now()
 	e := &entry{spec: spec, addr: addr, cur: l, groups: []*listener.Listener{l}, gen: 1, created: now, bound: now}
 	m.byID[spec.ID] = e
-	if err := m.save(); err != nil {
-		delete(m.byID, spec.ID)
-		l.Close()
-		return Listener{}, fmt.Errorf("start %q: %w", spec.ID, err)
+	if save {
+		if err := m.save(); err != nil {
+			delete(m.byID, spec.ID)
+			l.Close()
+			return Listener{}, fmt.Errorf("start %q: %w", spec.ID, err)
+		}
 	}
 	m.remember(requestID, spec.ID)
 	m.updatePorts()

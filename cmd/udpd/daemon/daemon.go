@@ -99,19 +99,9 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) (err error) {
 			m.Shutdown(sctx)
 		}
 	}()
-	started := make([]manager.Listener, 0, len(specs))
-	for _, s := range specs {
-		l, err := m.Start(ctx, s, "")
-		if err != nil {
-			return err
-		}
-		started = append(started, l)
-	}
-	if len(specs) == 0 && store != nil {
-		// Record the (empty) configuration so --resume finds it.
-		if err := store.Save(nil); err != nil {
-			return err
-		}
+	started, err := m.Restore(ctx, specs)
+	if err != nil {
+		return err
 	}
 
 	lis, err := adminListener(cfg, tlsCfg != nil)
