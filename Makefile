@@ -3,6 +3,7 @@
 GO      ?= go
 BUF     := $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 FUZZTIME ?= 20s
+SOAK    ?= 60s
 
 .DEFAULT_GOAL := help
 
@@ -43,6 +44,10 @@ check-generate: generate ## Fail if gen/ is stale
 fuzz: ## Run each fuzz target for FUZZTIME (default 20s)
 	$(GO) test -run '^$$' -fuzz '^FuzzAppend$$' -fuzztime $(FUZZTIME) ./service/uppercase/
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestValidation$$' -fuzztime $(FUZZTIME) ./service/admin/
+
+.PHONY: soak
+soak: ## Soak: full-rate load while listeners start/stop/rebind, then check for leaks (SOAK=60s)
+	UDPD_SOAK=$(SOAK) $(GO) test -race -count=1 -run '^TestSoak$$' -v ./service/admin/
 
 .PHONY: bench
 bench: bench-go ## Run the Go micro-benchmarks, then bench/compare.sh (udpd vs the C and naive Go servers)
