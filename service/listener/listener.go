@@ -170,6 +170,7 @@ func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
 		var errs []error
 		for _, w := range l.workers {
+			w.drops() // keep the final count
 			if err := w.conn.Close(); err != nil {
 				errs = append(errs, err)
 			}
@@ -183,7 +184,9 @@ func (l *Listener) Close() error {
 func (l *Listener) Stats() Stats {
 	s := Stats{Start: l.start}
 	for _, w := range l.workers {
-		s = s.Add(w.c.load())
+		ws := w.c.load()
+		ws.KernelDrops = w.drops()
+		s = s.Add(ws)
 	}
 	return s
 }

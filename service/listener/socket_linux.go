@@ -58,12 +58,6 @@ func controlSocket(_, _ string, rc syscall.RawConn) error {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
 		if serr != nil {
 			serr = fmt.Errorf("setsockopt SO_REUSEPORT: %w", serr)
-			return
-		}
-		// Ask for the kernel's receive-queue drop count with each read.
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1)
-		if serr != nil {
-			serr = fmt.Errorf("setsockopt SO_RXQ_OVFL: %w", serr)
 		}
 	})
 	if err != nil {

@@ -21,7 +21,7 @@ type Stats struct {
 	RateLimited       uint64 // source network over its rate (Policy.RateLimit)
 	ReadErrors        uint64 // failed reads (not datagrams)
 	// KernelDrops counts datagrams the kernel dropped because a socket's
-	// receive queue was full (SO_RXQ_OVFL); they never reached the
+	// receive queue was full (SO_MEMINFO); they never reached the
 	// listener, so they are not in DatagramsReceived.
 	KernelDrops uint64
 	Start       time.Time
@@ -63,7 +63,6 @@ type counters struct {
 	loopBlocked       atomic.Uint64
 	rateLimited       atomic.Uint64
 	readErrors        atomic.Uint64
-	kernelDrops       atomic.Uint64
 	_                 [64]byte
 }
 
@@ -78,7 +77,6 @@ func (c *counters) load() Stats {
 		LoopBlocked:     c.loopBlocked.Load(),
 		RateLimited:     c.rateLimited.Load(),
 		ReadErrors:      c.readErrors.Load(),
-		KernelDrops:     c.kernelDrops.Load(),
 	}
 	s.BytesReceived = c.bytesReceived.Load()
 	s.DatagramsReceived = c.datagramsReceived.Load()

@@ -1,10 +1,10 @@
 package listener
 
 import (
-	"encoding/binary"
 	"errors"
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -19,8 +19,6 @@ const (
 	// outSize holds the uppercase of at least one largest datagram; the
 	// replies of non-ASCII datagrams of one batch share it.
 	outSize = 4 << 16
-	// cmsgSize fits one SO_RXQ_OVFL control message (a uint32).
-	cmsgSize = 64
 )
 
 // worker owns one socket of a listener. Everything it touches per datagram
@@ -37,7 +35,6 @@ type worker struct {
 	rhdrs    []unix.Mmsghdr
 	riovs    []unix.Iovec
 	names    []unix.RawSockaddrAny
-	cmsgs    []byte
 	shdrs    []unix.Mmsghdr // replies waiting to be sent
 	siovs    []unix.Iovec
 	out      []byte // replies that are not the request uppercased in place
@@ -50,7 +47,7 @@ type worker struct {
 	errno                    syscall.Errno
 	pending                  []unix.Mmsghdr
 
-	kernelDrops uint32 // last SO_RXQ_OVFL value seen
+	kernelDrops atomic.Uint64 // the socket's drop count, kept when it closes
 
 	limiter *ratelimit.Limiter // nil: no rate limit
 }
@@ -80,7 +77,6 @@ func (w *worker) setBatch(n int) {
 	w.rhdrs = make([]unix.Mmsghdr, n)
 	w.riovs = make([]unix.Iovec, n)
 	w.names = make([]unix.RawSockaddrAny, n)
-	w.cmsgs = make([]byte, n*cmsgSize)
 	w.shdrs = make([]unix.Mmsghdr, n)
 	w.siovs = make([]unix.Iovec, n)
 	for i := range n {
@@ -89,7 +85,6 @@ func (w *worker) setBatch(n int) {
 		h.Name = (*byte)(unsafe.Pointer(&w.names[i]))
 		h.Iov = &w.riovs[i]
 		h.SetIovlen(1)
-		h.Control = &w.cmsgs[i*cmsgSize]
 		w.shdrs[i].Hdr.Iov = &w.siovs[i]
 		w.shdrs[i].Hdr.SetIovlen(1)
 	}
@@ -151,7 +146,6 @@ func (w *worker) recvmmsg(fd uintptr) {
 	for i := range w.rhdrs {
 		h := &w.rhdrs[i].Hdr
 		h.Namelen = unix.SizeofSockaddrAny
-		h.SetControllen(cmsgSize)
 		h.Flags = 0
 		w.riovs[i].SetLen(bufSize)
 	}
@@ -194,9 +188,6 @@ func (w *worker) handle(n int) {
 		if h.Hdr.Flags&unix.MSG_TRUNC != 0 {
 			t.tooLarge++ // cannot happen below 64 KiB; never answer a cut datagram
 			continue
-		}
-		if h.Hdr.Controllen > 0 {
-			w.controlMessages(h.Hdr.Controllen, i)
 		}
 		src, port := sourceOf(&w.names[i])
 		if port == 0 || policy.LoopPorts.Has(port) {
@@ -271,22 +262,22 @@ func (w *worker) write(fd uintptr) bool {
 	}
 }
 
-// controlMessages records the kernel's drop count (SO_RXQ_OVFL) carried by
-// message i. The value is cumulative for the socket.
-func (w *worker) controlMessages(length uint64, i int) {
-	b := w.cmsgs[i*cmsgSize : i*cmsgSize+int(min(length, cmsgSize))]
-	for len(b) >= unix.SizeofCmsghdr {
-		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
-		if h.Len < unix.SizeofCmsghdr || int(h.Len) > len(b) {
-			return
-		}
-		if h.Level == unix.SOL_SOCKET && h.Type == unix.SO_RXQ_OVFL && int(h.Len) >= unix.CmsgLen(4) {
-			v := binary.NativeEndian.Uint32(b[unix.CmsgLen(0):])
-			if v > w.kernelDrops {
-				w.kernelDrops = v
-				w.c.kernelDrops.Store(uint64(v))
-			}
-		}
-		b = b[min(unix.CmsgSpace(int(h.Len)-unix.CmsgLen(0)), len(b)):]
+// drops returns the number of datagrams the kernel dropped because the
+// socket's receive queue was full (SO_MEMINFO's SK_MEMINFO_DROPS), or the
+// last number read if the socket is closed. It is read when stats are, so
+// the datagram path pays nothing for it.
+func (w *worker) drops() uint64 {
+	var info [unix.SK_MEMINFO_VARS]uint32
+	size := uint32(unsafe.Sizeof(info))
+	var errno syscall.Errno
+	err := w.rc.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+			uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&size)), 0)
+	})
+	if err != nil || errno != 0 || size < (unix.SK_MEMINFO_DROPS+1)*4 {
+		return w.kernelDrops.Load()
 	}
+	d := uint64(info[unix.SK_MEMINFO_DROPS])
+	w.kernelDrops.Store(d)
+	return d
 }
