@@ -96,7 +96,7 @@ Exit codes: 0 success; 1 failure (such as no UDP reply); 2 usage error;
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.admin, "admin", envOr("UDPCTL_ADMIN", "127.0.0.1:50051"), "udpd admin API `address` (env UDPCTL_ADMIN)")
 	pf.StringVarP(&a.output, "output", "o", "text", "output `format`: text or json")
-	pf.DurationVar(&a.timeout, "timeout", 0, "how long to wait for an answer: per attempt for send (default 1s), per admin call (default 10s)")
+	pf.DurationVar(&a.timeout, "timeout", 0, "how long to wait for an answer: per attempt for send and per datagram for bench (default 1s), per admin call (default 10s)")
 	pf.StringVar(&a.tokenFile, "token-file", "", "send the bearer token in this `file` with admin calls (env UDPCTL_TOKEN holds the token itself)")
 	pf.BoolVar(&a.tls, "tls", false, "connect to the admin API over TLS (implied by --cacert, --cert)")
 	pf.StringVar(&a.caCert, "cacert", "", "trust the admin server's certificate if signed by the CA in this `file`")

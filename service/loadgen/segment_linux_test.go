@@ -1,0 +1,31 @@
+package loadgen
+
+import "testing"
+
+// noSegmentation turns UDP segmentation offload off until the returned
+// func runs.
+func noSegmentation() func() {
+	segmentation = false
+	return func() { segmentation = true }
+}
+
+// TestSegmentation: flows to a loopback server send with UDP_SEGMENT (the
+// server side of it is TestRunCount: every datagram arrives on its own).
+func TestSegmentation(t *testing.T) {
+	s := startServer(t, "127.0.0.1:0", upper, false)
+	cfg := config(s)
+	cfg.Count = 1
+	cfg.setDefaults()
+	p, err := newPayload(cfg.Payload, cfg.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := newFlow(&run{cfg: cfg, payload: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.conn.Close()
+	if f.io.seg != cfg.Window {
+		t.Errorf("a flow sends %d datagrams per message, want %d (the window)", f.io.seg, cfg.Window)
+	}
+}
