@@ -41,7 +41,9 @@ func TestSoak(t *testing.T) {
 	baseG, baseFD := runtime.NumGoroutine(), openFDs(t)
 
 	const stable, flowsEach = 2, 3
-	type target struct{ addr atomic.Pointer[netip.AddrPort] }
+	type target struct {
+		addr atomic.Pointer[netip.AddrPort]
+	}
 	targets := make([]*target, stable)
 	for i := range targets {
 		l := e.start(t, &adminv1.StartListenerRequest{Id: fmt.Sprintf("stable-%d", i), Address: "127.0.0.1:0"})
