@@ -30,8 +30,6 @@ func stateToProto(s manager.State) adminv1.Listener_State {
 	switch s {
 	case manager.StateRunning:
 		return adminv1.Listener_STATE_RUNNING
-	case manager.StateDraining:
-		return adminv1.Listener_STATE_DRAINING
 	case manager.StateStopped:
 		return adminv1.Listener_STATE_STOPPED
 	}

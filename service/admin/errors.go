@@ -36,6 +36,7 @@ func toStatus(err error) error {
 		{manager.ErrPermission, codes.FailedPrecondition, "BIND_PERMISSION_DENIED"},
 		{manager.ErrAddressNotAvailable, codes.FailedPrecondition, "ADDRESS_NOT_AVAILABLE"},
 		{manager.ErrQuotaExceeded, codes.ResourceExhausted, "LISTENER_QUOTA_EXCEEDED"},
+		{manager.ErrNoResources, codes.ResourceExhausted, "OUT_OF_RESOURCES"},
 		{manager.ErrStateSave, codes.Unavailable, "STATE_SAVE_FAILED"},
 		{manager.ErrClosed, codes.Unavailable, "SHUTTING_DOWN"},
 		{context.DeadlineExceeded, codes.DeadlineExceeded, "DEADLINE_EXCEEDED"},

@@ -68,6 +68,9 @@ func (s *Service) StopListener(ctx context.Context, req *adminv1.StopListenerReq
 	if err != nil {
 		return nil, err
 	}
+	if err := manager.ValidateID(req.GetId()); err != nil {
+		return nil, toStatus(err)
+	}
 	l, err := s.m.Stop(ctx, req.GetId(), drain)
 	if err != nil {
 		if req.GetAllowMissing() && isNotFound(err) {
@@ -84,6 +87,9 @@ func (s *Service) RebindListener(ctx context.Context, req *adminv1.RebindListene
 	if err != nil {
 		return nil, err
 	}
+	if err := manager.ValidateID(req.GetId()); err != nil {
+		return nil, toStatus(err)
+	}
 	if req.GetAddress() == "" {
 		return nil, invalid("address", "", "is required, e.g. 127.0.0.1:12001")
 	}
@@ -96,6 +102,9 @@ func (s *Service) RebindListener(ctx context.Context, req *adminv1.RebindListene
 
 // GetListener implements adminv1.ListenerServiceServer.
 func (s *Service) GetListener(_ context.Context, req *adminv1.GetListenerRequest) (*adminv1.GetListenerResponse, error) {
+	if err := manager.ValidateID(req.GetId()); err != nil {
+		return nil, toStatus(err)
+	}
 	l, err := s.m.Get(req.GetId())
 	if err != nil {
 		return nil, toStatus(err)
@@ -135,6 +144,9 @@ func (s *Service) ListListeners(_ context.Context, req *adminv1.ListListenersReq
 
 // GetStats implements adminv1.ListenerServiceServer.
 func (s *Service) GetStats(_ context.Context, req *adminv1.GetStatsRequest) (*adminv1.GetStatsResponse, error) {
+	if err := validateOptionalID(req.GetListenerId()); err != nil {
+		return nil, err
+	}
 	now := time.Now()
 	total, per, err := s.m.Stats(req.GetListenerId())
 	if err != nil {
@@ -150,6 +162,9 @@ func (s *Service) GetStats(_ context.Context, req *adminv1.GetStatsRequest) (*ad
 // WatchStats implements adminv1.ListenerServiceServer: a snapshot at once,
 // then one per interval. The manager is only read when a snapshot is due.
 func (s *Service) WatchStats(req *adminv1.WatchStatsRequest, stream grpc.ServerStreamingServer[adminv1.WatchStatsResponse]) error {
+	if err := validateOptionalID(req.GetListenerId()); err != nil {
+		return err
+	}
 	interval := defaultInterval
 	if d := req.GetInterval(); d != nil {
 		if err := d.CheckValid(); err != nil {
@@ -190,6 +205,17 @@ func duration(field string, d *durationpb.Duration) (time.Duration, error) {
 		return 0, invalid(field, d.String(), err.Error())
 	}
 	return d.AsDuration(), nil
+}
+
+// validateOptionalID checks a listener id that may be empty ("all").
+func validateOptionalID(id string) error {
+	if id == "" {
+		return nil
+	}
+	if err := manager.ValidateID(id); err != nil {
+		return toStatus(err)
+	}
+	return nil
 }
 
 func isNotFound(err error) bool { return status.Code(toStatus(err)) == codes.NotFound }

@@ -207,9 +207,12 @@ func TestGetListener(t *testing.T) {
 		t.Errorf("GetListener (-want +got):\n%s", diff)
 	}
 
-	for _, id := range []string{"nope", "", "Not_An_ID"} {
+	_, err := e.client.GetListener(ctx(t), &adminv1.GetListenerRequest{Id: "nope"})
+	wantStatus(t, err, codes.NotFound, "LISTENER_NOT_FOUND")
+	// A malformed id is a bad request, not an unknown listener.
+	for _, id := range []string{"", "Not_An_ID"} {
 		_, err := e.client.GetListener(ctx(t), &adminv1.GetListenerRequest{Id: id})
-		wantStatus(t, err, codes.NotFound, "LISTENER_NOT_FOUND")
+		wantStatus(t, err, codes.InvalidArgument, "INVALID_ID", "id")
 	}
 }
 

@@ -9,6 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/udpd/udpd/service/ratelimit"
+	"github.com/udpd/udpd/service/uppercase"
 )
 
 // Largest UDP payloads: 65,535 minus the UDP header and, over IPv4, the
@@ -45,10 +48,11 @@ type Listener struct {
 	draining   atomic.Bool
 	drainUntil atomic.Int64 // unix nanoseconds; valid once draining is set
 
-	serveOnce sync.Once
-	done      chan struct{} // closed when every worker has returned
-	closeOnce sync.Once
-	closeErr  error
+	serveOnce    sync.Once
+	shutdownOnce sync.Once
+	done         chan struct{} // closed when every worker has returned
+	closeOnce    sync.Once
+	closeErr     error
 }
 
 // Listen binds cfg.Addr with cfg.Workers sockets. It returns an error
@@ -67,6 +71,7 @@ func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 	if batch <= 0 {
 		batch = DefaultBatch
 	}
+	uppercase.Prepare() // no table building on the datagram path
 	conns, bound, err := bindGroup(ctx, cfg.Addr, n)
 	if err != nil {
 		return nil, err
@@ -81,8 +86,12 @@ func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 	if bound.Addr().Is6() && !bound.Addr().Is4In6() {
 		l.maxPayload = MaxPayloadIPv6
 	}
+	var limiter *ratelimit.Shared // one limit per source network, whichever worker reads it
+	if cfg.Policy.RateLimit.Enabled() {
+		limiter = ratelimit.NewShared(cfg.Policy.RateLimit)
+	}
 	for _, c := range conns {
-		w, err := newWorker(l, c, batch, cfg.Policy.RateLimit.Scale(len(conns)))
+		w, err := newWorker(l, c, batch, limiter)
 		if err != nil {
 			for _, c := range conns {
 				c.Close()
@@ -99,9 +108,6 @@ func (l *Listener) Addr() netip.AddrPort { return l.addr }
 
 // Workers is the number of sockets serving the address.
 func (l *Listener) Workers() int { return len(l.workers) }
-
-// MaxPayload is the largest reply the listener sends.
-func (l *Listener) MaxPayload() int { return l.maxPayload }
 
 // Serve answers datagrams until the listener is shut down or closed, and
 // then returns nil. It returns an error only if called twice.
@@ -128,41 +134,34 @@ func (l *Listener) Serve() error {
 }
 
 // Shutdown stops the listener without losing what its sockets already
-// hold: the workers stop waiting for new datagrams, answer every datagram
-// already queued until the queues are empty or ctx is done, and then the
-// sockets are closed. It returns once Serve has returned (or at once if
-// Serve never ran) and closes the sockets in any case.
+// hold: the workers stop waiting for new datagrams, answer what their
+// sockets hold until a read finds the queue empty or ctx is done, and then
+// the sockets are closed. It returns once Serve's workers have returned
+// (at once if Serve never ran), so the counters are final; the deadline of
+// the first call is the one that counts.
 func (l *Listener) Shutdown(ctx context.Context) error {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(time.Minute)
-	}
-	l.drainUntil.Store(deadline.UnixNano())
-	if l.draining.Swap(true) {
-		// A second call waits like the first.
-		return l.wait(ctx)
-	}
-	started := false
-	l.serveOnce.Do(func() { close(l.done) }) // never served: nothing to drain
-	select {
-	case <-l.done:
-	default:
-		started = true
-	}
-	if started {
+	l.shutdownOnce.Do(func() {
+		deadline, ok := ctx.Deadline()
+		if !ok {
+			deadline = time.Now().Add(time.Minute)
+		}
+		// Workers read the deadline once they see draining set.
+		l.drainUntil.Store(deadline.UnixNano())
+		l.draining.Store(true)
+		l.serveOnce.Do(func() { close(l.done) }) // never served: nothing to drain
 		for _, w := range l.workers {
 			w.wake()
 		}
-	}
-	return l.wait(ctx)
-}
-
-func (l *Listener) wait(ctx context.Context) error {
+	})
 	select {
 	case <-l.done:
 	case <-ctx.Done():
 	}
-	return l.Close()
+	err := l.Close()
+	// Closed sockets end every worker at once; wait for them so that the
+	// counters are final when Shutdown returns.
+	<-l.done
+	return err
 }
 
 // Close closes the sockets at once, dropping whatever they still hold.

@@ -291,3 +291,28 @@ func TestAllocs(t *testing.T) {
 		})
 	}
 }
+
+// TestPortZeroNeverSharesAPort binds many port-0 listeners at once: each
+// must get a port of its own. With SO_REUSEPORT set before the kernel
+// picks the port, some would join another group's port.
+func TestPortZeroNeverSharesAPort(t *testing.T) {
+	const count = 600
+	seen := make(map[uint16]bool, count)
+	var ls []*Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for range count {
+		l, err := Listen(context.Background(), Config{Addr: netip.MustParseAddrPort("127.0.0.1:0"), Workers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		if p := l.Addr().Port(); seen[p] {
+			t.Fatalf("two port-0 listeners got port %d", p)
+		}
+		seen[l.Addr().Port()] = true
+	}
+}

@@ -24,8 +24,8 @@ type Policy struct {
 	// responder ports and every port this daemon listens on, so that two
 	// responders cannot be made to answer each other forever.
 	LoopPorts *PortSet
-	// RateLimit limits answers per source network (per worker, so a
-	// listener with n workers gets Scale(n) of it per worker).
+	// RateLimit limits answers per source network, across all the
+	// listener's workers.
 	RateLimit ratelimit.Config
 	// LimitLoopback applies RateLimit to loopback sources too; by default
 	// they are exempt, so local tools and benchmarks are not throttled.

@@ -2,6 +2,7 @@ package listener
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -12,44 +13,70 @@ import (
 
 // bindGroup binds n UDP sockets to addr with SO_REUSEPORT so the kernel
 // spreads datagrams over them by flow. SO_REUSEPORT would also let a second
-// group (this daemon's or another process's) share the port silently, so a
-// fixed port is first bound once without it: if anything holds the port,
-// that probe fails with EADDRINUSE.
+// group (this daemon's or another process's, same user) share the port
+// silently, so the port is first bound once without it: a fixed port that
+// anything holds fails there with EADDRINUSE, and port 0 gets a port no
+// socket holds (the kernel's choice for a SO_REUSEPORT socket may be a port
+// another SO_REUSEPORT group of this user already has).
 func bindGroup(ctx context.Context, addr netip.AddrPort, n int) ([]*net.UDPConn, netip.AddrPort, error) {
 	network := "udp4"
 	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
 		network = "udp6"
 	}
-	laddr := net.UDPAddrFromAddrPort(addr)
 	if addr.Port() != 0 {
-		var probe net.ListenConfig
-		c, err := probe.ListenPacket(ctx, network, laddr.String())
+		return bindFixed(ctx, network, addr, n)
+	}
+	// Between the exclusive bind and the group's, another socket may take
+	// the port: try a few free ports.
+	var err error
+	for range 8 {
+		var port uint16
+		port, err = probe(ctx, network, addr)
 		if err != nil {
 			return nil, netip.AddrPort{}, err
 		}
-		c.Close()
+		var conns []*net.UDPConn
+		var bound netip.AddrPort
+		conns, bound, err = bindFixed(ctx, network, netip.AddrPortFrom(addr.Addr(), port), n)
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return conns, bound, err
+		}
+	}
+	return nil, netip.AddrPort{}, err
+}
+
+// probe binds addr exclusively (no SO_REUSEPORT) and closes it again,
+// returning the port it got.
+func probe(ctx context.Context, network string, addr netip.AddrPort) (uint16, error) {
+	var lc net.ListenConfig
+	c, err := lc.ListenPacket(ctx, network, net.UDPAddrFromAddrPort(addr).String())
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).AddrPort().Port(), nil
+}
+
+// bindFixed binds the group on a fixed port after checking that nothing
+// holds it.
+func bindFixed(ctx context.Context, network string, addr netip.AddrPort, n int) ([]*net.UDPConn, netip.AddrPort, error) {
+	if _, err := probe(ctx, network, addr); err != nil {
+		return nil, netip.AddrPort{}, err
 	}
 	lc := net.ListenConfig{Control: controlSocket}
 	conns := make([]*net.UDPConn, 0, n)
-	fail := func(err error) ([]*net.UDPConn, netip.AddrPort, error) {
-		for _, c := range conns {
-			c.Close()
-		}
-		return nil, netip.AddrPort{}, err
-	}
-	bound := addr
-	for i := 0; i < n; i++ {
-		pc, err := lc.ListenPacket(ctx, network, net.UDPAddrFromAddrPort(bound).String())
+	for range n {
+		pc, err := lc.ListenPacket(ctx, network, net.UDPAddrFromAddrPort(addr).String())
 		if err != nil {
-			return fail(err)
+			for _, c := range conns {
+				c.Close()
+			}
+			return nil, netip.AddrPort{}, err
 		}
-		c := pc.(*net.UDPConn)
-		conns = append(conns, c)
-		if i == 0 {
-			bound = c.LocalAddr().(*net.UDPAddr).AddrPort()
-		}
+		conns = append(conns, pc.(*net.UDPConn))
 	}
-	return conns, bound, nil
+	bound := conns[0].LocalAddr().(*net.UDPAddr).AddrPort()
+	return conns, netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port()), nil
 }
 
 func controlSocket(_, _ string, rc syscall.RawConn) error {

@@ -40,30 +40,28 @@ type worker struct {
 	out      []byte // replies that are not the request uppercased in place
 	queued   int
 
-	// Results of the last system call, set inside the RawConn callbacks
-	// (method values made once, so calling them allocates nothing).
+	// Results of the last recvmmsg and sendmmsg, set inside the RawConn
+	// callbacks (method values made once, so calling them allocates
+	// nothing).
 	readFn, drainFn, writeFn func(fd uintptr) bool
-	n                        int
-	errno                    syscall.Errno
+	n, sent                  int
+	errno, sendErrno         syscall.Errno
 	pending                  []unix.Mmsghdr
 
 	kernelDrops atomic.Uint64 // the socket's drop count, kept when it closes
 
-	limiter *ratelimit.Limiter // nil: no rate limit
+	limiter *ratelimit.Shared // nil: no rate limit
 }
 
-func newWorker(l *Listener, c *net.UDPConn, maxBatch int, limit ratelimit.Config) (*worker, error) {
+func newWorker(l *Listener, c *net.UDPConn, maxBatch int, limiter *ratelimit.Shared) (*worker, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{l: l, conn: c, rc: rc, maxBatch: maxBatch}
+	w := &worker{l: l, conn: c, rc: rc, maxBatch: maxBatch, limiter: limiter}
 	w.readFn = w.read
 	w.drainFn = w.drainRead
 	w.writeFn = w.write
-	if limit.Enabled() {
-		w.limiter = ratelimit.New(limit)
-	}
 	// An idle listener holds one receive buffer; the full batch is
 	// allocated the first time a read fills what it has.
 	w.setBatch(1)
@@ -110,8 +108,9 @@ func (w *worker) serve() {
 			w.c.readErrors.Add(1)
 			continue
 		}
-		w.handle(w.n)
-		if w.n == len(w.rhdrs) && w.n < w.maxBatch {
+		n := w.n
+		w.handle(n)
+		if n == len(w.rhdrs) && n < w.maxBatch {
 			w.setBatch(w.maxBatch)
 		}
 	}
@@ -241,16 +240,16 @@ func (w *worker) flush(t *tally) {
 			t.sendErrors += uint64(len(w.pending)) // socket closed under us
 			break
 		}
-		if w.errno != 0 {
+		if w.sendErrno != 0 {
 			t.sendErrors++ // the first pending reply failed; skip it
 			w.pending = w.pending[1:]
 			continue
 		}
-		for _, m := range w.pending[:w.n] {
+		for _, m := range w.pending[:w.sent] {
 			t.sent++
 			t.bytesOut += uint64(m.Len)
 		}
-		w.pending = w.pending[w.n:]
+		w.pending = w.pending[w.sent:]
 	}
 	w.queued = 0
 	w.out = w.out[:0]
@@ -262,7 +261,7 @@ func (w *worker) write(fd uintptr) bool {
 		n, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.pending[0])),
 			uintptr(len(w.pending)), unix.MSG_DONTWAIT, 0, 0)
 		if e != unix.EINTR {
-			w.n, w.errno = int(n), e
+			w.sent, w.sendErrno = int(n), e
 			return e != unix.EAGAIN
 		}
 	}
@@ -283,7 +282,16 @@ func (w *worker) drops() uint64 {
 	if err != nil || errno != 0 || size < (unix.SK_MEMINFO_DROPS+1)*4 {
 		return w.kernelDrops.Load()
 	}
+	// Keep the largest value seen: a reader that raced Close must not
+	// store an older count over the final one.
 	d := uint64(info[unix.SK_MEMINFO_DROPS])
-	w.kernelDrops.Store(d)
-	return d
+	for {
+		old := w.kernelDrops.Load()
+		if d <= old {
+			return old
+		}
+		if w.kernelDrops.CompareAndSwap(old, d) {
+			return d
+		}
+	}
 }

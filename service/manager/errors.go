@@ -16,6 +16,7 @@ var (
 	ErrPermission          = errors.New("permission denied")
 	ErrAddressNotAvailable = errors.New("address not available")
 	ErrQuotaExceeded       = errors.New("too many listeners")
+	ErrNoResources         = errors.New("out of system resources")
 	ErrStateSave           = errors.New("saving state failed")
 	ErrClosed              = errors.New("manager is shutting down")
 )
@@ -60,6 +61,9 @@ func classifyBind(err error) error {
 		return &bindError{ErrPermission, err}
 	case errors.Is(err, syscall.EADDRNOTAVAIL), errors.Is(err, syscall.EAFNOSUPPORT):
 		return &bindError{ErrAddressNotAvailable, err}
+	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE),
+		errors.Is(err, syscall.ENOBUFS), errors.Is(err, syscall.ENOMEM):
+		return &bindError{ErrNoResources, err}
 	}
 	return err
 }

@@ -31,7 +31,6 @@ type State int
 // States.
 const (
 	StateRunning State = iota + 1
-	StateDraining
 	StateStopped
 )
 
@@ -39,8 +38,6 @@ func (s State) String() string {
 	switch s {
 	case StateRunning:
 		return "running"
-	case StateDraining:
-		return "draining"
 	case StateStopped:
 		return "stopped"
 	}
@@ -106,7 +103,7 @@ type Manager struct {
 	closed   bool
 	ports    listener.PortSet // loop-protection source ports, shared by every listener
 
-	wg sync.WaitGroup // Serve goroutines and background drains
+	wg sync.WaitGroup // Serve goroutines
 }
 
 // entry is one listener id. Its socket groups are the current one and any
@@ -160,25 +157,30 @@ func (m *Manager) Start(ctx context.Context, spec Spec, requestID string) (Liste
 // names it.
 func (m *Manager) Restore(ctx context.Context, specs []Spec) ([]Listener, error) {
 	out := make([]Listener, 0, len(specs))
+	undo := func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		for _, l := range out {
+			if e := m.byID[l.ID]; e != nil {
+				delete(m.byID, l.ID)
+				e.cur.Close()
+			}
+		}
+		m.updatePorts()
+	}
 	for _, spec := range specs {
 		l, err := m.startOne(ctx, spec, "", false)
 		if err != nil {
-			m.mu.Lock()
-			for _, l := range out {
-				if e := m.byID[l.ID]; e != nil {
-					delete(m.byID, l.ID)
-					e.cur.Close()
-				}
-			}
-			m.updatePorts()
-			m.mu.Unlock()
+			undo()
 			return nil, err
 		}
 		out = append(out, l)
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err := m.save(); err != nil {
+	err := m.save()
+	m.mu.Unlock()
+	if err != nil {
+		undo()
 		return nil, fmt.Errorf("restore: %w", err)
 	}
 	return out, nil
@@ -453,9 +455,10 @@ func (m *Manager) Specs() []Spec {
 }
 
 // Shutdown stops every listener in this order: no new change is accepted;
-// every listener stops reading new datagrams and answers what it holds
-// until ctx is done; the sockets close. The saved configuration is left as
-// it was, so a restarted daemon can resume it.
+// every listener answers what its sockets hold until a read finds them
+// empty or ctx is done; the sockets close. A drain cut short by ctx is not
+// an error. The saved configuration is left as it was, so a restarted
+// daemon can resume it.
 func (m *Manager) Shutdown(ctx context.Context) error {
 	m.mu.Lock()
 	m.closed = true
@@ -478,13 +481,8 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
-	done := make(chan struct{})
-	go func() { m.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("shutdown: %w", ctx.Err()))
-	}
+	// Every socket is closed now, so the Serve goroutines end at once.
+	m.wg.Wait()
 	return errors.Join(errs...)
 }
 
@@ -544,6 +542,11 @@ func sameLimits(a, b *Limits) bool {
 func (m *Manager) updatePorts() {
 	ports := append(slices.Clone(listener.ClassicResponderPorts), m.opts.LoopPorts...)
 	for _, e := range m.byID {
+		for _, g := range e.groups {
+			ports = append(ports, g.Addr().Port())
+		}
+	}
+	for e := range m.stopping {
 		for _, g := range e.groups {
 			ports = append(ports, g.Addr().Port())
 		}

@@ -50,7 +50,7 @@ func New(src Source) *Collector {
 			[]string{"listener", "reason"}, nil),
 		info: prometheus.NewDesc("udpd_listener_info", "Always 1: the listener's requested and bound addresses.",
 			[]string{"listener", "address", "bound_address"}, nil),
-		state: prometheus.NewDesc("udpd_listener_state", "1 for the listener's current state.",
+		state: prometheus.NewDesc("udpd_listener_state", "1 for the listener's current state, 0 for the others (a state set).",
 			[]string{"listener", "state"}, nil),
 		generation: prometheus.NewDesc("udpd_listener_generation", "Binds of the listener: 1 after start, +1 per rebind.", l, nil),
 		listeners:  prometheus.NewDesc("udpd_listeners", "Listeners running.", nil, nil),
@@ -88,7 +88,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			bound = l.BoundAddress.String()
 		}
 		ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, id, l.Address, bound)
-		ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, 1, id, l.State.String())
+		for _, st := range []manager.State{manager.StateRunning, manager.StateStopped} {
+			v := 0.0
+			if l.State == st {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, v, id, st.String())
+		}
 		ch <- prometheus.MustNewConstMetric(c.generation, prometheus.GaugeValue, float64(l.Generation), id)
 	}
 }

@@ -53,6 +53,7 @@ func TestCollectorAfterKnownTraffic(t *testing.T) {
 		`udpd_datagrams_dropped_total{listener="m1",reason="rate_limited"}`: 0,
 		`udpd_datagrams_dropped_total{listener="m1",reason="kernel"}`:       0,
 		`udpd_listener_state{listener="m1",state="running"}`:                1,
+		`udpd_listener_state{listener="m1",state="stopped"}`:                0,
 		`udpd_listener_generation{listener="m1"}`:                           1,
 		`udpd_listeners`: 1,
 		`udpd_listener_info{address="127.0.0.1:0",bound_address="` + l.BoundAddress.String() + `",listener="m1"}`: 1,

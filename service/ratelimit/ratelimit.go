@@ -3,14 +3,17 @@
 // prefix (/24 for IPv4, /56 for IPv6), in datagrams and in bytes, in a
 // table of bounded size that evicts when full.
 //
-// A Limiter is not safe for concurrent use: each listener worker owns one,
-// so the per-datagram path takes no lock. It is pure: the caller passes the
-// time, and it does no I/O. ratelimit imports nothing from the module.
+// A Limiter is not safe for concurrent use; Shared spreads source networks
+// over independently locked Limiters, so the workers of one listener share
+// one limit per network with little contention. Both are pure: the caller
+// passes the time, and nothing here does I/O. ratelimit imports nothing
+// from the module.
 package ratelimit
 
 import (
 	"encoding/binary"
 	"net/netip"
+	"sync"
 )
 
 // Prefix lengths that make one source network.
@@ -34,23 +37,6 @@ type Config struct {
 
 // Enabled reports whether c limits anything.
 func (c Config) Enabled() bool { return c.PerSecond > 0 || c.BytesPerSecond > 0 }
-
-// Scale returns c with its rates and bursts divided by n, for n workers
-// that each see part of the traffic.
-func (c Config) Scale(n int) Config {
-	if n <= 1 {
-		return c
-	}
-	c.PerSecond /= float64(n)
-	c.BytesPerSecond /= float64(n)
-	if c.Burst > 0 {
-		c.Burst = max(1, c.Burst/n)
-	}
-	if c.BytesBurst > 0 {
-		c.BytesBurst = max(1, c.BytesBurst/n)
-	}
-	return c
-}
 
 type key struct{ hi, lo uint64 }
 
@@ -134,6 +120,44 @@ func (l *Limiter) evict() {
 		l.free = append(l.free, b)
 		return
 	}
+}
+
+// shards is how many independently locked Limiters a Shared has.
+const shards = 16
+
+// Shared is a Limiter safe for concurrent use: each source network belongs
+// to one shard, a Limiter behind its own lock.
+type Shared struct {
+	shard [shards]struct {
+		mu sync.Mutex
+		l  *Limiter
+		_  [48]byte // keep shards' locks off one cache line
+	}
+}
+
+// NewShared returns a Shared for cfg; cfg.TableSize is the total.
+func NewShared(cfg Config) *Shared {
+	per := cfg
+	if per.TableSize <= 0 {
+		per.TableSize = DefaultTableSize
+	}
+	per.TableSize = max(1, per.TableSize/shards)
+	s := &Shared{}
+	for i := range s.shard {
+		s.shard[i].l = New(per)
+	}
+	return s
+}
+
+// Allow is Limiter.Allow under the lock of src's shard.
+func (s *Shared) Allow(src netip.Addr, n int, now int64) bool {
+	k := prefixKey(src)
+	h := (k.hi ^ k.lo) * 0x9e3779b97f4a7c15 // spread prefixes over shards
+	sh := &s.shard[h>>60]
+	sh.mu.Lock()
+	ok := sh.l.Allow(src, n, now)
+	sh.mu.Unlock()
+	return ok
 }
 
 func prefixKey(a netip.Addr) key {

@@ -2,6 +2,8 @@ package ratelimit
 
 import (
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -94,11 +96,25 @@ func TestTableIsBounded(t *testing.T) {
 	}
 }
 
-func TestScale(t *testing.T) {
-	c := Config{PerSecond: 100, Burst: 10, BytesPerSecond: 1000, BytesBurst: 3000}.Scale(2)
-	want := Config{PerSecond: 50, Burst: 5, BytesPerSecond: 500, BytesBurst: 1500}
-	if c != want {
-		t.Errorf("Scale(2): got %+v, want %+v", c, want)
+func TestSharedIsOneLimitPerNetwork(t *testing.T) {
+	s := NewShared(Config{PerSecond: 1, Burst: 10})
+	var wg sync.WaitGroup
+	var allowed atomic.Int64
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				// Four "workers", many sources in one /24.
+				if s.Allow(netip.AddrFrom4([4]byte{198, 51, 100, byte(w*50 + i)}), 1, 0) {
+					allowed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if allowed.Load() != 10 {
+		t.Errorf("allowed %d datagrams from one /24 across 4 goroutines, want the burst, 10", allowed.Load())
 	}
 	if (Config{}).Enabled() {
 		t.Error("zero Config enabled")

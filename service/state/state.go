@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/udpd/udpd/service/manager"
 )
@@ -59,23 +60,52 @@ func (f *File) Load() ([]manager.Spec, error) {
 	if doc.Version != version {
 		return nil, fmt.Errorf("load state %s: %w: version %d, want %d", f.Path, ErrCorrupt, doc.Version, version)
 	}
-	seen := make(map[string]bool, len(doc.Listeners))
+	seenID := make(map[string]bool, len(doc.Listeners))
+	seenAddr := make(map[string]string, len(doc.Listeners))
 	for i, s := range doc.Listeners {
-		if err := manager.ValidateID(s.ID); err != nil {
-			return nil, fmt.Errorf("load state %s: %w: listener %d: %v", f.Path, ErrCorrupt, i, err)
+		if s.ID == "" {
+			return nil, fmt.Errorf("load state %s: %w: listener %d has no id", f.Path, ErrCorrupt, i)
 		}
-		if _, err := manager.ParseAddress(s.Address); err != nil {
+		addr, err := manager.ValidateSpec(s)
+		if err != nil {
 			return nil, fmt.Errorf("load state %s: %w: listener %q: %v", f.Path, ErrCorrupt, s.ID, err)
 		}
-		if s.Workers < 0 || s.Workers > 1024 {
-			return nil, fmt.Errorf("load state %s: %w: listener %q: workers %d is not from 0 to 1024", f.Path, ErrCorrupt, s.ID, s.Workers)
-		}
-		if seen[s.ID] {
+		if seenID[s.ID] {
 			return nil, fmt.Errorf("load state %s: %w: listener %q appears twice", f.Path, ErrCorrupt, s.ID)
 		}
-		seen[s.ID] = true
+		seenID[s.ID] = true
+		if other, dup := seenAddr[addr.String()]; dup && addr.Port() != 0 {
+			return nil, fmt.Errorf("load state %s: %w: listeners %q and %q share %s", f.Path, ErrCorrupt, other, s.ID, addr)
+		}
+		seenAddr[addr.String()] = s.ID
 	}
 	return doc.Listeners, nil
+}
+
+// ErrLocked is returned (wrapped) by Lock when another process holds the
+// file's lock.
+var ErrLocked = errors.New("state file is in use by another udpd")
+
+// Lock takes an exclusive lock on the file (through PATH.lock, created
+// 0600 beside it) for as long as the process holds the returned file, so
+// two daemons never write one state file. Close the result to release it;
+// a crashed process releases it with its descriptors.
+func (f *File) Lock() (io.Closer, error) {
+	if err := os.MkdirAll(filepath.Dir(f.Path), 0o700); err != nil {
+		return nil, fmt.Errorf("lock state: %w", err)
+	}
+	lf, err := os.OpenFile(f.Path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock state: %w", err)
+	}
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lf.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("lock state %s: %w", f.Path, ErrLocked)
+		}
+		return nil, fmt.Errorf("lock state %s: %w", f.Path, err)
+	}
+	return lf, nil
 }
 
 // Exists reports whether the file is there.

@@ -265,6 +265,8 @@ func TestLoadCorrupt(t *testing.T) {
 		{"missing address", `{"version": 1, "listeners": [{"id": "a"}]}`},
 		{"bad id", `{"version": 1, "listeners": [{"id": "A B", "address": "127.0.0.1:1"}]}`},
 		{"missing id", `{"version": 1, "listeners": [{"address": "127.0.0.1:1"}]}`},
+		{"bad limits", `{"version": 1, "listeners": [{"id": "a", "address": "127.0.0.1:1", "limits": {"per_second": -1}}]}`},
+		{"two on one address", `{"version": 1, "listeners": [{"id": "a", "address": "127.0.0.1:9"}, {"id": "b", "address": "127.0.0.1:9"}]}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -320,4 +322,23 @@ func TestManagerStore(t *testing.T) {
 	if diff := cmp.Diff(want, resumed.Specs()); diff != "" {
 		t.Errorf("resumed (-want +got):\n%s", diff)
 	}
+}
+
+func TestLockIsExclusive(t *testing.T) {
+	f := newFile(t)
+	first, err := f.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&state.File{Path: f.Path}).Lock(); !errors.Is(err, state.ErrLocked) {
+		t.Fatalf("second Lock: got %v, want ErrLocked", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.Lock()
+	if err != nil {
+		t.Fatalf("Lock after release: %v", err)
+	}
+	again.Close()
 }

@@ -106,6 +106,10 @@ var (
 	tablesPtr  *caseTables
 )
 
+// Prepare builds the non-ASCII mapping now (about a millisecond), so that
+// the first non-ASCII text mapped later does not pay for it.
+func Prepare() { tables() }
+
 // tables builds the mapping on first use (about a millisecond). Simple
 // mappings come from package unicode; golang.org/x/text/cases, which
 // implements the full mapping with SpecialCasing.txt, decides every code

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/udpd/udpd/service/admin"
 	"github.com/udpd/udpd/service/manager"
@@ -58,7 +59,6 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, log); err != nil {
-		log.Error("udpd failed", "err", err)
 		fmt.Fprintf(stderr, "udpd: %v\n", err)
 		return exitFailure
 	}
@@ -85,12 +85,37 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) (err error) {
 	if cfg.statePath != "" {
 		store = &state.File{Path: cfg.statePath}
 		opts.Store = store
+		// One daemon per state file: a second would overwrite the first's.
+		lock, err := store.Lock()
+		if err != nil {
+			return err
+		}
+		defer lock.Close()
 	}
 	specs, err := initialSpecs(cfg, store, log)
 	if err != nil {
 		return err
 	}
+
+	// Bind the admin API (and metrics) before touching the state file, so
+	// a daemon that cannot serve them changes nothing.
+	lis, err := adminListener(cfg, tlsCfg != nil)
+	if err != nil {
+		return err
+	}
+	defer lis.Close() // Serve closes it too; this covers failures before
 	m := manager.New(opts)
+	aopts := admin.Options{Logger: log, TLS: tlsCfg, Token: token}
+	var ms *metricsServer
+	if cfg.metrics != "" {
+		ms = newMetrics(m)
+		if err := ms.listen(cfg.metrics, metricsTLS(tlsCfg), cfg.metricsInsecure); err != nil {
+			return err
+		}
+		defer ms.lis.Close()
+		aopts.Unary = append(aopts.Unary, ms.grpc.UnaryServerInterceptor())
+		aopts.Stream = append(aopts.Stream, ms.grpc.StreamServerInterceptor())
+	}
 	defer func() {
 		// On a failed start-up, close whatever was bound.
 		if err != nil {
@@ -104,21 +129,6 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) (err error) {
 		return err
 	}
 
-	lis, err := adminListener(cfg, tlsCfg != nil)
-	if err != nil {
-		return err
-	}
-	aopts := admin.Options{Logger: log, TLS: tlsCfg, Token: token}
-	var ms *metricsServer
-	if cfg.metrics != "" {
-		ms = newMetrics(m)
-		if err := ms.listen(cfg.metrics, tlsCfg, cfg.metricsInsecure); err != nil {
-			lis.Close()
-			return err
-		}
-		aopts.Unary = append(aopts.Unary, ms.grpc.UnaryServerInterceptor())
-		aopts.Stream = append(aopts.Stream, ms.grpc.StreamServerInterceptor())
-	}
 	srv := admin.NewServer(m, aopts)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
@@ -161,18 +171,22 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) (err error) {
 	return shutdown(ctx, cfg, srv, m)
 }
 
-// shutdown stops udpd in this order, bounded by --shutdown-timeout:
+// shutdown stops udpd in this order, within --shutdown-timeout (plus at
+// most 100 ms for step 3):
 //  1. the admin API reports NOT_SERVING and ends WatchStats streams;
-//  2. every listener stops reading new datagrams, answers those already
-//     queued, and closes (the saved configuration is kept for --resume);
-//  3. the admin server finishes running calls (GracefulStop), then closes
-//     whatever is left (Stop).
+//  2. every listener answers what its sockets hold until they are empty,
+//     then closes (the saved configuration is kept for --resume);
+//  3. the admin server finishes running calls (GracefulStop) with what is
+//     left of the deadline, then closes whatever is left (Stop).
 func shutdown(ctx context.Context, cfg *config, srv *admin.Server, m *manager.Manager) error {
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.drainTimeout)
+	deadline := time.Now().Add(cfg.drainTimeout)
+	sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
 	srv.Drain()
 	err := m.Shutdown(sctx)
-	srv.Stop(max(0, cfg.drainTimeout/2))
+	// Running admin calls get what is left of the same deadline (a
+	// moment at least).
+	srv.Stop(max(time.Until(deadline), 100*time.Millisecond))
 	return err
 }
 
@@ -189,6 +203,9 @@ func initialSpecs(cfg *config, store *state.File, log *slog.Logger) ([]manager.S
 				return nil, err
 			}
 			log.Info("resuming saved listeners", "state", store.Path, "listeners", len(specs))
+			if cfg.listenGiven {
+				log.Warn("--listen ignored: --resume starts the saved listeners (add more with udpctl listeners start)")
+			}
 			return specs, nil
 		}
 		log.Info("no saved state yet; starting the --listen listeners", "state", store.Path)

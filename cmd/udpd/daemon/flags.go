@@ -41,6 +41,7 @@ type config struct {
 	maxReplyRatio  float64
 	loopPorts      string
 	loopPortList   []uint16
+	listenGiven    bool
 
 	metrics         string
 	metricsInsecure bool
@@ -142,7 +143,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if cfg.logFormat != "text" && cfg.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format %q: want text or json", cfg.logFormat)
 	}
-	if len(cfg.listen) == 0 {
+	cfg.listenGiven = len(cfg.listen) > 0
+	if !cfg.listenGiven {
 		cfg.listen = []string{"127.0.0.1:12000"}
 	}
 	for _, l := range cfg.listen {
@@ -162,8 +164,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			cfg.loopPortList = append(cfg.loopPortList, uint16(n))
 		}
 	}
-	if cfg.workers < 0 {
-		return nil, fmt.Errorf("--workers %d: must be 0 or more", cfg.workers)
+	if cfg.workers < 0 || cfg.workers > 1024 {
+		return nil, fmt.Errorf("--workers %d: must be from 0 (one per CPU) to 1024", cfg.workers)
+	}
+	if cfg.maxListeners < 1 {
+		return nil, fmt.Errorf("--max-listeners %d: must be at least 1", cfg.maxListeners)
+	}
+	if cfg.drainTimeout <= 0 {
+		return nil, fmt.Errorf("--shutdown-timeout %v: must be positive", cfg.drainTimeout)
 	}
 	return cfg, nil
 }

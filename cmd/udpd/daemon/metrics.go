@@ -62,6 +62,17 @@ func buildInfo() prometheus.Collector {
 	return g
 }
 
+// metricsTLS serves metrics with the admin API's certificate but never
+// asks scrapers for a client certificate.
+func metricsTLS(admin *tls.Config) *tls.Config {
+	if admin == nil {
+		return nil
+	}
+	c := admin.Clone()
+	c.ClientAuth, c.ClientCAs = tls.NoClientCert, nil
+	return c
+}
+
 // listen opens the metrics address: loopback only, unless TLS is on or the
 // operator said --metrics-insecure.
 func (s *metricsServer) listen(addr string, tlsCfg *tls.Config, insecure bool) error {
