@@ -263,8 +263,8 @@ func ValidateSpec(spec Spec) (netip.AddrPort, error) {
 	return addr, nil
 }
 
-// Stop stops reading new datagrams on a listener, answers those already
-// queued for up to drain, closes it, and forgets it. It returns the
+// Stop forgets a listener, answers what its sockets hold until a read
+// finds them empty (for up to drain), and closes them. It returns the
 // listener as it was at the end, with its final counters.
 func (m *Manager) Stop(ctx context.Context, id string, drain time.Duration) (Listener, error) {
 	drain, err := drainTimeout(drain)

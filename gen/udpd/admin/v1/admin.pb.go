@@ -31,7 +31,8 @@ const (
 	Listener_STATE_UNSPECIFIED Listener_State = 0
 	// STATE_RUNNING answers datagrams.
 	Listener_STATE_RUNNING Listener_State = 1
-	// STATE_DRAINING answers datagrams already queued, then closes.
+	// STATE_DRAINING is reserved: udpd does not report it yet (a stopped
+	// listener leaves the list at once and drains out of sight).
 	Listener_STATE_DRAINING Listener_State = 2
 	// STATE_STOPPED is closed; only StopListener returns it.
 	Listener_STATE_STOPPED Listener_State = 3
@@ -214,7 +215,8 @@ func (x *Listener) GetLimits() *Limits {
 type Limits struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// per_second is how many datagrams a second are answered per source
-	// network (/24 for IPv4, /56 for IPv6); 0 means no limit.
+	// network (/24 for IPv4, /56 for IPv6), across the listener's workers;
+	// 0 means no limit.
 	PerSecond float64 `protobuf:"fixed64,1,opt,name=per_second,json=perSecond,proto3" json:"per_second,omitempty"`
 	// burst is how many datagrams a source network may have answered at
 	// once; 0 means per_second (at least 1).
@@ -321,8 +323,9 @@ type Stats struct {
 	BytesReceived uint64 `protobuf:"varint,3,opt,name=bytes_received,json=bytesReceived,proto3" json:"bytes_received,omitempty"`
 	// bytes_sent counts payload bytes sent.
 	BytesSent uint64 `protobuf:"varint,4,opt,name=bytes_sent,json=bytesSent,proto3" json:"bytes_sent,omitempty"`
-	// replies_too_large counts datagrams whose uppercase would exceed the
-	// largest UDP payload; they are not answered.
+	// replies_too_large counts datagrams not answered because their reply
+	// would exceed the largest UDP payload or the listener's
+	// max_reply_ratio, or because they arrived truncated.
 	RepliesTooLarge uint64 `protobuf:"varint,5,opt,name=replies_too_large,json=repliesTooLarge,proto3" json:"replies_too_large,omitempty"`
 	// send_errors counts replies the kernel refused to send.
 	SendErrors uint64 `protobuf:"varint,6,opt,name=send_errors,json=sendErrors,proto3" json:"send_errors,omitempty"`

@@ -33,8 +33,10 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // ListenerService manages the UDP uppercase-echo listeners of one udpd
-// daemon at run time. Every mutating call is idempotent: repeating it with
-// the same arguments returns the same listener instead of an error.
+// daemon at run time. Calls can be repeated safely: StartListener with an
+// id (or a request_id) returns the running listener, RebindListener to the
+// address it has changes nothing, and StopListener with allow_missing
+// succeeds when the listener is gone.
 //
 // Errors carry a canonical code and a google.rpc.ErrorInfo detail whose
 // domain is "udpd.admin.v1" and whose reason is one of LISTENER_NOT_FOUND,
@@ -48,14 +50,14 @@ type ListenerServiceClient interface {
 	// Starting a listener that already runs with the same id and address, or
 	// (without an id) on the same address, returns it unchanged.
 	StartListener(ctx context.Context, in *StartListenerRequest, opts ...grpc.CallOption) (*StartListenerResponse, error)
-	// StopListener stops reading new datagrams, answers those already queued
-	// (up to drain_timeout), closes the socket and forgets the listener.
+	// StopListener forgets the listener, answers what its sockets hold until
+	// a read finds them empty (up to drain_timeout), and closes them.
 	StopListener(ctx context.Context, in *StopListenerRequest, opts ...grpc.CallOption) (*StopListenerResponse, error)
 	// RebindListener moves a listener to a new address, keeping its id and
 	// counters. The new address is bound first; if that fails the listener
 	// keeps serving on the old one and the call fails. Rebinding to the
-	// address the listener was started with, or to the port it was given for
-	// port 0, changes nothing.
+	// address the listener has (as asked for, or as bound for port 0)
+	// changes nothing.
 	RebindListener(ctx context.Context, in *RebindListenerRequest, opts ...grpc.CallOption) (*RebindListenerResponse, error)
 	// GetListener returns one listener with its current statistics.
 	GetListener(ctx context.Context, in *GetListenerRequest, opts ...grpc.CallOption) (*GetListenerResponse, error)
@@ -162,8 +164,10 @@ type ListenerService_WatchStatsClient = grpc.ServerStreamingClient[WatchStatsRes
 // for forward compatibility.
 //
 // ListenerService manages the UDP uppercase-echo listeners of one udpd
-// daemon at run time. Every mutating call is idempotent: repeating it with
-// the same arguments returns the same listener instead of an error.
+// daemon at run time. Calls can be repeated safely: StartListener with an
+// id (or a request_id) returns the running listener, RebindListener to the
+// address it has changes nothing, and StopListener with allow_missing
+// succeeds when the listener is gone.
 //
 // Errors carry a canonical code and a google.rpc.ErrorInfo detail whose
 // domain is "udpd.admin.v1" and whose reason is one of LISTENER_NOT_FOUND,
@@ -177,14 +181,14 @@ type ListenerServiceServer interface {
 	// Starting a listener that already runs with the same id and address, or
 	// (without an id) on the same address, returns it unchanged.
 	StartListener(context.Context, *StartListenerRequest) (*StartListenerResponse, error)
-	// StopListener stops reading new datagrams, answers those already queued
-	// (up to drain_timeout), closes the socket and forgets the listener.
+	// StopListener forgets the listener, answers what its sockets hold until
+	// a read finds them empty (up to drain_timeout), and closes them.
 	StopListener(context.Context, *StopListenerRequest) (*StopListenerResponse, error)
 	// RebindListener moves a listener to a new address, keeping its id and
 	// counters. The new address is bound first; if that fails the listener
 	// keeps serving on the old one and the call fails. Rebinding to the
-	// address the listener was started with, or to the port it was given for
-	// port 0, changes nothing.
+	// address the listener has (as asked for, or as bound for port 0)
+	// changes nothing.
 	RebindListener(context.Context, *RebindListenerRequest) (*RebindListenerResponse, error)
 	// GetListener returns one listener with its current statistics.
 	GetListener(context.Context, *GetListenerRequest) (*GetListenerResponse, error)
