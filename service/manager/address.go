@@ -33,7 +33,7 @@ func ParseAddress(s string) (netip.AddrPort, error) {
 	case "localhost":
 		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	case "":
-		return netip.AddrPort{}, &FieldError{Field: "address", Value: s, Reason: "host is missing (use 0.0.0.0 or [::] for every address)", Err: ErrInvalidAddress}
+		return netip.AddrPort{}, &FieldError{Field: "address", Value: s, Reason: "host is missing (0.0.0.0 is every IPv4 address, [::] every IPv6 address)", Err: ErrInvalidAddress}
 	default:
 		ip, err = netip.ParseAddr(host)
 		if err != nil {
