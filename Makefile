@@ -44,6 +44,7 @@ check-generate: generate ## Fail if gen/ is stale
 fuzz: ## Run each fuzz target for FUZZTIME (default 20s)
 	$(GO) test -run '^$$' -fuzz '^FuzzAppend$$' -fuzztime $(FUZZTIME) ./service/uppercase/
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestValidation$$' -fuzztime $(FUZZTIME) ./service/admin/
+	$(GO) test -run '^$$' -fuzz '^FuzzDatagram$$' -fuzztime $(FUZZTIME) ./service/listener/
 
 .PHONY: soak
 soak: ## Soak: full-rate load while listeners start/stop/rebind, then check for leaks (SOAK=60s)
