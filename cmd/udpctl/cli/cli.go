@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -39,15 +40,17 @@ func Main() {
 // Run runs udpctl with args and returns its exit code. Errors are printed
 // to stderr as one line starting "udpctl: ".
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	app := &app{stdin: stdin}
+	app := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := app.newRootCmd()
 	root.SetArgs(args)
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
+	}
+	if cmd != nil && cmd.Name() == cobra.ShellCompRequestCmd {
+		// cobra adds its hidden __complete command in Execute, too late
+		// for usageArgs; it fails only on its own argument check.
+		err = usageError{err}
 	}
 	fmt.Fprintf(stderr, "udpctl: %s\n", errorLine(err))
 	code := exitCode(err)
@@ -57,16 +60,17 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return code
 }
 
-// app holds the global flags.
+// app holds the standard streams and the global flags.
 type app struct {
-	stdin     io.Reader
-	admin     string
-	output    string
-	timeout   time.Duration
-	tokenFile string
-	tls       bool
-	caCert    string
-	cert, key string
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	admin          string
+	output         string
+	timeout        time.Duration
+	tokenFile      string
+	tls            bool
+	caCert         string
+	cert, key      string
 }
 
 func (a *app) newRootCmd() *cobra.Command {
@@ -90,7 +94,27 @@ Exit codes: 0 success; 1 failure (such as no UDP reply); 2 usage error;
 		SilenceErrors:     true,
 		Version:           version(),
 		PersistentPreRunE: a.checkGlobals,
+		// Suggest "send" for "sned", as cobra does by default.
+		SuggestionsMinimumDistance: 2,
+		// An Args check and a RunE of its own keep cobra from its legacy
+		// "unknown command" path, whose error would not be a usageError.
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			msg := fmt.Sprintf("unknown command %q", args[0])
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += fmt.Sprintf("; did you mean %q?", s[0])
+			}
+			return usageError{errors.New(msg)}
+		},
+		RunE: func(*cobra.Command, []string) error {
+			return usageError{errors.New("udpctl needs a command; see udpctl --help")}
+		},
 	}
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
 	root.SetVersionTemplate("udpctl {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
@@ -119,7 +143,44 @@ Exit codes: 0 success; 1 failure (such as no UDP reply); 2 usage error;
 		root.AddCommand(c)
 	}
 	root.AddCommand(newVersionCmd())
+
+	// cobra's own help and completion commands, added now rather than in
+	// Execute so that their argument checks can be made usage errors too.
+	// The completion commands keep the output set above.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "help" {
+			run := c.Run
+			c.RunE = func(cmd *cobra.Command, args []string) error {
+				if _, rest, err := cmd.Root().Find(args); err != nil || len(rest) > 0 {
+					return usageError{fmt.Errorf("unknown help topic %q", strings.Join(args, " "))}
+				}
+				run(cmd, args)
+				return nil
+			}
+		}
+	}
+	usageArgs(root)
 	return root
+}
+
+// usageArgs makes a failed argument check of c or of any command below it
+// a usageError (exit 2).
+func usageArgs(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			err := check(cmd, args)
+			var u usageError
+			if err != nil && !errors.As(err, &u) {
+				return usageError{err}
+			}
+			return err
+		}
+	}
+	for _, sub := range c.Commands() {
+		usageArgs(sub)
+	}
 }
 
 func (a *app) checkGlobals(*cobra.Command, []string) error {
@@ -209,8 +270,10 @@ func exitCode(err error) int {
 	if st, ok := status.FromError(err); ok {
 		return ExitRPCBase + int(st.Code())
 	}
-	// Errors cobra makes itself: unknown command, wrong arguments.
-	return ExitUsage
+	// Anything else, such as a failed write to stdout, is a failure. The
+	// errors cobra makes itself are usageErrors: see SetFlagErrorFunc, the
+	// root command's Args and RunE, and usageArgs.
+	return ExitFailure
 }
 
 // errorLine is the message printed for err: for a failed call, the gRPC

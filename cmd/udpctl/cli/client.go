@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -21,12 +22,18 @@ import (
 // call dials the admin API and runs fn with a client and a context bounded
 // by the call timeout.
 func (a *app) call(ctx context.Context, fn func(context.Context, adminv1.ListenerServiceClient) error) error {
+	return a.callWithin(ctx, 0, fn)
+}
+
+// callWithin is call with a deadline extra later, for a call that udpd may
+// rightly take longer to answer, such as a stop that drains a listener.
+func (a *app) callWithin(ctx context.Context, extra time.Duration, fn func(context.Context, adminv1.ListenerServiceClient) error) error {
 	conn, ctx, err := a.dial(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	ctx, cancel := context.WithTimeout(ctx, a.rpcTimeout())
+	ctx, cancel := context.WithTimeout(ctx, a.rpcTimeout()+max(extra, 0))
 	defer cancel()
 	return fn(ctx, adminv1.NewListenerServiceClient(conn))
 }
@@ -68,7 +75,12 @@ func (a *app) token() (string, error) {
 }
 
 func (a *app) transportCredentials() (credentials.TransportCredentials, error) {
-	if !a.tls && a.caCert == "" && a.cert == "" {
+	switch {
+	case a.cert != "" && a.key == "":
+		return nil, usageError{fmt.Errorf("--cert %s needs --key, the file of its private key", a.cert)}
+	case a.key != "" && a.cert == "":
+		return nil, usageError{fmt.Errorf("--key %s needs --cert, the file of its certificate", a.key)}
+	case !a.tls && a.caCert == "" && a.cert == "":
 		return insecure.NewCredentials(), nil
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
@@ -82,7 +94,7 @@ func (a *app) transportCredentials() (credentials.TransportCredentials, error) {
 			return nil, failure{fmt.Errorf("--cacert %s: no certificate found", a.caCert)}
 		}
 	}
-	if a.cert != "" || a.key != "" {
+	if a.cert != "" {
 		cert, err := tls.LoadX509KeyPair(a.cert, a.key)
 		if err != nil {
 			return nil, failure{fmt.Errorf("--cert/--key: %w", err)}

@@ -94,7 +94,7 @@ listener; limits not given are then off.`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&port, "port", 0, "UDP `port` to listen on (required; 0 picks one)")
-	f.StringVar(&host, "host", "127.0.0.1", "`IP` address to listen on (0.0.0.0 or :: for all)")
+	f.StringVar(&host, "host", "127.0.0.1", "`IP` address to listen on (0.0.0.0 for every IPv4 address, :: for every IPv6 address)")
 	f.StringVar(&name, "name", "", "listener `id` ([a-z][a-z0-9-]*); default udp-PORT")
 	f.IntVar(&workers, "workers", 0, "sockets serving the address (0: udpd's default)")
 	f.StringVar(&requestID, "request-id", "", "idempotency `token`: a repeated request returns the first answer")
@@ -105,6 +105,21 @@ listener; limits not given are then off.`,
 	f.BoolVar(&limits.LimitLoopback, "rate-limit-loopback", false, "apply the limits to loopback sources too")
 	f.Float64Var(&limits.MaxReplyRatio, "max-reply-ratio", 0, "refuse replies more than this many times longer than the request")
 	return cmd
+}
+
+// drainAllowance is how much longer than --timeout a stop or rebind with
+// --drain-timeout d may take: udpd answers once the old sockets are
+// drained, which takes up to d (its default, 1s, for 0; a d below 0 or
+// above 1m it refuses at once). Without the flag d is its default, 1s,
+// which is udpd's too.
+func drainAllowance(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return time.Second
+	case d < 0 || d > time.Minute:
+		return 0
+	}
+	return d
 }
 
 func (a *app) newStopCmd() *cobra.Command {
@@ -121,7 +136,7 @@ func (a *app) newStopCmd() *cobra.Command {
 			if cmd.Flags().Changed("drain-timeout") {
 				req.DrainTimeout = durationpb.New(drain)
 			}
-			return a.call(cmd.Context(), func(ctx context.Context, c adminv1.ListenerServiceClient) error {
+			return a.callWithin(cmd.Context(), drainAllowance(drain), func(ctx context.Context, c adminv1.ListenerServiceClient) error {
 				resp, err := c.StopListener(ctx, req)
 				if err != nil {
 					return err
@@ -156,7 +171,7 @@ Without --host the listener keeps its host.`,
 			if err != nil {
 				return err
 			}
-			return a.call(cmd.Context(), func(ctx context.Context, c adminv1.ListenerServiceClient) error {
+			return a.callWithin(cmd.Context(), drainAllowance(drain), func(ctx context.Context, c adminv1.ListenerServiceClient) error {
 				h := host
 				if !cmd.Flags().Changed("host") {
 					cur, err := c.GetListener(ctx, &adminv1.GetListenerRequest{Id: args[0]})

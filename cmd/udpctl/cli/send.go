@@ -158,8 +158,15 @@ func (c *udpClient) close() { c.conn.Close() }
 // interrupt ends a wait for a reply at once (Ctrl-C).
 func (c *udpClient) interrupt() { c.conn.SetReadDeadline(time.Unix(1, 0)) }
 
-// exchange sends req and waits for a reply, resending on timeout.
+// maxDiscard bounds how many queued datagrams discard drops at once.
+const maxDiscard = 1024
+
+// exchange sends req and waits for a reply, resending on timeout. Any
+// reply to an attempt of req is its answer, even one that came after its
+// attempt timed out; a reply still queued from an earlier request is not,
+// and is discarded first.
 func (c *udpClient) exchange(ctx context.Context, req []byte) ([]byte, int, error) {
+	c.discard()
 	var last error
 	attempts := 1 + c.retries
 	for i := 1; i <= attempts; i++ {

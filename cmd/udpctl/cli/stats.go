@@ -24,13 +24,21 @@ func (a *app) newStatsCmd() *cobra.Command {
 		Long: `Show the counters of listener ID, or of every listener and the daemon's
 totals (TOTAL also counts listeners stopped since udpd started).
 
-DROPPED datagrams are those received and not answered: TOO_LARGE (the reply
-would exceed the largest UDP payload) and SEND_ERRORS. KERNEL_DROPS never
-reached udpd: the socket's receive queue was full.
+RECEIVED and SENT count datagrams, BYTES_IN and BYTES_OUT their payload
+bytes. A datagram received and not answered is counted in exactly one of
+TOO_LARGE (its reply would exceed the largest UDP payload or the listener's
+--max-reply-ratio, or it arrived truncated), SEND_ERRORS (the kernel
+refused the reply), LOOP_BLOCKED (it came from a responder's port, such as
+echo's, so a reply could start a loop) and RATE_LIMITED (its source network
+exceeded the listener's limits). READ_ERRORS counts failed socket reads,
+not datagrams. KERNEL_DROPS never reached udpd: the socket's receive queue
+was full.
 
-With --watch, follow the WatchStats stream: on a terminal a table redrawn in
-place with per-second rates; otherwise (or with -o json) one document per
-update. Ctrl-C ends it (exit 0).`,
+With --watch, follow the WatchStats stream. On a terminal, a table is
+redrawn in place with per-second rates; its DROPPED (and DROPS/S) is
+TOO_LARGE + SEND_ERRORS + LOOP_BLOCKED + RATE_LIMITED, as in 'udpctl
+listeners list'. Otherwise each update prints its time and the table
+described above, or with -o json one document. Ctrl-C ends it (exit 0).`,
 		Example: `  udpctl stats
   udpctl stats udp-12000 -o json | jq .total.datagramsSent
   udpctl stats --watch --interval 500ms`,
