@@ -37,11 +37,14 @@ was full.
 With --watch, follow the WatchStats stream. On a terminal, a table is
 redrawn in place with per-second rates; its DROPPED (and DROPS/S) is
 TOO_LARGE + SEND_ERRORS + LOOP_BLOCKED + RATE_LIMITED, as in 'udpctl
-listeners list'. Otherwise each update prints its time and the table
-described above, or with -o json one document. Ctrl-C ends it (exit 0).`,
+listeners list'. When the output is not a terminal (piped into a script),
+each update is one JSON document (udpd.admin.v1.WatchStatsResponse), as
+with -o json; -o text prints each update's time and the table above
+instead. Ctrl-C (SIGINT) or SIGTERM ends it (exit 0).`,
 		Example: `  udpctl stats
   udpctl stats udp-12000 -o json | jq .total.datagramsSent
-  udpctl stats --watch --interval 500ms`,
+  udpctl stats --watch --interval 500ms
+  udpctl stats --watch | jq -c '{time, sent: .total.datagramsSent}'`,
 		Args: maxArgs(1, "one listener ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := ""
@@ -81,6 +84,8 @@ func (a *app) watchStats(cmd *cobra.Command, id string, interval time.Duration) 
 	}
 	out := cmd.OutOrStdout()
 	live := !a.json() && isTerminal(out)
+	// Piped into a script, a watch speaks JSON unless told -o text.
+	asJSON := a.json() || (!live && !cmd.Flags().Changed("output"))
 	var prev *adminv1.WatchStatsResponse
 	for {
 		resp, err := stream.Recv()
@@ -94,7 +99,7 @@ func (a *app) watchStats(cmd *cobra.Command, id string, interval time.Duration) 
 			return err
 		}
 		switch {
-		case a.json():
+		case asJSON:
 			err = printJSON(out, resp)
 		case live:
 			err = drawLive(out, prev, resp)
