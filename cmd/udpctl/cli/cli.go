@@ -11,13 +11,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/status"
+
+	"github.com/udpd/udpd/cmd/internal/buildinfo"
 )
 
 // Exit codes. A failed admin call exits with 64 plus its gRPC code, like
@@ -92,7 +93,7 @@ Exit codes: 0 success; 1 failure (such as no UDP reply); 2 usage error;
   udpctl listeners list -o json | jq -r '.listeners[].id'`,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
-		Version:           version(),
+		Version:           buildinfo.Version(),
 		PersistentPreRunE: a.checkGlobals,
 		// Suggest "send" for "sned", as cobra does by default.
 		SuggestionsMinimumDistance: 2,
@@ -210,30 +211,10 @@ func newVersionCmd() *cobra.Command {
 		Example: `  udpctl version`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(cmd.OutOrStdout(), "udpctl %s\n", version())
+			fmt.Fprintf(cmd.OutOrStdout(), "udpctl %s\n", buildinfo.Version())
 			return nil
 		},
 	}
-}
-
-// version is the module version and VCS revision from the build info.
-func version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Version
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			v += " " + s.Value[:min(12, len(s.Value))]
-		case "vcs.modified":
-			if s.Value == "true" {
-				v += "-dirty"
-			}
-		}
-	}
-	return v
 }
 
 func envOr(key, def string) string {

@@ -13,12 +13,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/udpd/udpd/cmd/internal/buildinfo"
 	"github.com/udpd/udpd/service/admin"
 	"github.com/udpd/udpd/service/manager"
 	"github.com/udpd/udpd/service/state"
@@ -48,7 +48,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if cfg.version {
-		fmt.Fprintf(stdout, "udpd %s\n", Version())
+		fmt.Fprintf(stdout, "udpd %s\n", buildinfo.Version())
 		return exitOK
 	}
 	var h slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel})
@@ -150,7 +150,7 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) (err error) {
 	if ms != nil {
 		metricsAddr = ms.lis.Addr().String()
 	}
-	log.Info("udpd ready", "admin", adminAddr, "metrics", metricsAddr, "admin_tls", tlsCfg != nil, "admin_token", token != "", "listeners", strings.Join(addrs, " "), "state", cfg.statePath, "version", Version())
+	log.Info("udpd ready", "admin", adminAddr, "metrics", metricsAddr, "admin_tls", tlsCfg != nil, "admin_token", token != "", "listeners", strings.Join(addrs, " "), "state", cfg.statePath, "version", buildinfo.Version())
 	if err := sdNotify("READY=1\nSTATUS=serving " + strconv.Itoa(len(started)) + " listeners"); err != nil {
 		log.Warn("systemd notification failed", "err", err)
 	}
@@ -237,24 +237,4 @@ func writeReady(path, adminAddr, metricsAddr string, ls []manager.Listener) erro
 		return fmt.Errorf("ready file: %w", err)
 	}
 	return nil
-}
-
-// Version is the module version and VCS revision the binary was built from.
-func Version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Version
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			v += " " + s.Value[:min(12, len(s.Value))]
-		case "vcs.modified":
-			if s.Value == "true" {
-				v += "-dirty"
-			}
-		}
-	}
-	return v
 }

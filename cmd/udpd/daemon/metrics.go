@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/udpd/udpd/cmd/internal/buildinfo"
 	"github.com/udpd/udpd/service/manager"
 	"github.com/udpd/udpd/service/metrics"
 )
@@ -44,15 +45,14 @@ func newMetrics(m *manager.Manager) *metricsServer {
 }
 
 func buildInfo() prometheus.Collector {
-	version, revision, goVersion := "unknown", "unknown", "unknown"
+	version, revision := "unknown", buildinfo.Revision()
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		version, goVersion = bi.Main.Version, bi.GoVersion
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				revision = s.Value
-			}
-		}
+		version = bi.Main.Version
 	}
+	if revision == "" {
+		revision = "unknown"
+	}
+	goVersion := buildinfo.GoVersion()
 	g := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "udpd_build_info",
 		Help:        "Always 1: the version, VCS revision and Go version udpd was built from.",
