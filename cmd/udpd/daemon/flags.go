@@ -96,6 +96,12 @@ With no flags it serves 127.0.0.1:12000 and the admin API on
 127.0.0.1:50051. With --resume it starts the listeners saved in the state
 file instead (the --listen ones on the first run, when there is none).
 
+Examples:
+  udpd
+  udpd --listen 127.0.0.1:12000 --listen '[::1]:12000' --metrics 127.0.0.1:9112
+  udpd --resume --admin unix:///run/udpd/admin.sock --log-format json
+  udpd --listen 0.0.0.0:12000 --rate-limit 100 --admin-token-file /etc/udpd/token
+
 Flags:
 `
 
