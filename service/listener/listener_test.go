@@ -316,3 +316,18 @@ func TestPortZeroNeverSharesAPort(t *testing.T) {
 		seen[l.Addr().Port()] = true
 	}
 }
+
+// TestIdleListenerHoldsNoBuffers: receive buffers (64 KiB each) come with
+// the first datagram, so idle listeners cost no receive memory.
+func TestIdleListenerHoldsNoBuffers(t *testing.T) {
+	l := start(t, "127.0.0.1:0", 2)
+	time.Sleep(50 * time.Millisecond) // let the workers reach their first read
+	for i, w := range l.workers {
+		if len(w.bufs) != 0 {
+			t.Errorf("idle worker %d holds %d receive buffers, want 0", i, len(w.bufs))
+		}
+	}
+	if got := roundTrip(t, dial(t, l), []byte("wake")); string(got) != "WAKE" {
+		t.Fatalf("first datagram answered %q, want WAKE", got)
+	}
+}

@@ -62,9 +62,8 @@ func newWorker(l *Listener, c *net.UDPConn, maxBatch int, limiter *ratelimit.Sha
 	w.readFn = w.read
 	w.drainFn = w.drainRead
 	w.writeFn = w.write
-	// An idle listener holds one receive buffer; the full batch is
-	// allocated the first time a read fills what it has.
-	w.setBatch(1)
+	// Buffers come with the first datagram (see recvmmsg): a thousand idle
+	// listeners cost no receive memory.
 	return w, nil
 }
 
@@ -148,6 +147,23 @@ func (w *worker) drain() {
 // That hand-off cost udpd about 15% of its throughput against the C
 // reference.
 func (w *worker) recvmmsg(fd uintptr) {
+	if len(w.rhdrs) == 0 {
+		// No buffers yet: peek (zero bytes, nothing consumed) whether a
+		// datagram is waiting before allocating one. Then one buffer; the
+		// full batch the first time a read fills it.
+		for {
+			_, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, 0, 0, unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+			if e == unix.EINTR {
+				continue
+			}
+			if e == unix.EAGAIN {
+				w.n, w.errno = 0, e
+				return
+			}
+			break
+		}
+		w.setBatch(1)
+	}
 	for i := range w.rhdrs {
 		h := &w.rhdrs[i].Hdr
 		h.Namelen = unix.SizeofSockaddrAny
