@@ -320,14 +320,23 @@ func TestPortZeroNeverSharesAPort(t *testing.T) {
 // TestIdleListenerHoldsNoBuffers: receive buffers (64 KiB each) come with
 // the first datagram, so idle listeners cost no receive memory.
 func TestIdleListenerHoldsNoBuffers(t *testing.T) {
-	l := start(t, "127.0.0.1:0", 2)
-	time.Sleep(50 * time.Millisecond) // let the workers reach their first read
-	for i, w := range l.workers {
-		if len(w.bufs) != 0 {
-			t.Errorf("idle worker %d holds %d receive buffers, want 0", i, len(w.bufs))
+	for _, traffic := range []bool{false, true} {
+		l, err := Listen(context.Background(), Config{Addr: netip.MustParseAddrPort("127.0.0.1:0"), Workers: 1})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if got := roundTrip(t, dial(t, l), []byte("wake")); string(got) != "WAKE" {
-		t.Fatalf("first datagram answered %q, want WAKE", got)
+		go l.Serve()
+		time.Sleep(50 * time.Millisecond) // the worker reaches its first read
+		if traffic {
+			if got := roundTrip(t, dial(t, l), []byte("wake")); string(got) != "WAKE" {
+				t.Fatalf("first datagram answered %q, want WAKE", got)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		l.Shutdown(ctx) // the worker has returned: its fields are safe to read
+		cancel()
+		if got := len(l.workers[0].bufs); (got > 0) != traffic {
+			t.Errorf("after traffic=%v the worker holds %d receive buffers", traffic, got)
+		}
 	}
 }
