@@ -112,14 +112,20 @@ func (l *Listener) Workers() int { return len(l.workers) }
 // Serve answers datagrams until the listener is shut down or closed, and
 // then returns nil. It returns an error only if called twice.
 func (l *Listener) Serve() error {
-	first := false
-	l.serveOnce.Do(func() { first = true })
-	if !first {
+	ran := false
+	l.serveOnce.Do(func() { ran = true; l.run() })
+	if !ran {
 		if l.draining.Load() {
-			return nil // shut down before it served
+			<-l.done // Shutdown started the workers to drain
+			return nil
 		}
 		return errors.New("listener: Serve called twice")
 	}
+	return nil
+}
+
+// run runs the workers until they all return.
+func (l *Listener) run() {
 	defer close(l.done)
 	var wg sync.WaitGroup
 	for _, w := range l.workers {
@@ -130,15 +136,15 @@ func (l *Listener) Serve() error {
 		}()
 	}
 	wg.Wait()
-	return nil
 }
 
 // Shutdown stops the listener without losing what its sockets already
 // hold: the workers stop waiting for new datagrams, answer what their
 // sockets hold until a read finds the queue empty or ctx is done, and then
-// the sockets are closed. It returns once Serve's workers have returned
-// (at once if Serve never ran), so the counters are final; the deadline of
-// the first call is the one that counts.
+// the sockets are closed. A listener that was never served is drained all
+// the same. Shutdown returns once the workers have returned, so the
+// counters are final; the deadline of the first call is the one that
+// counts.
 func (l *Listener) Shutdown(ctx context.Context) error {
 	l.shutdownOnce.Do(func() {
 		deadline, ok := ctx.Deadline()
@@ -148,10 +154,10 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 		// Workers read the deadline once they see draining set.
 		l.drainUntil.Store(deadline.UnixNano())
 		l.draining.Store(true)
-		l.serveOnce.Do(func() { close(l.done) }) // never served: nothing to drain
 		for _, w := range l.workers {
 			w.wake()
 		}
+		go l.serveOnce.Do(l.run) // never served: serve now, straight into the drain
 	})
 	select {
 	case <-l.done:
