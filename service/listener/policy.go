@@ -14,16 +14,17 @@ import (
 // (echo 7, daytime 13, qotd 17, chargen 19, time 37) and of udpd's own
 // default port (12000). A datagram from one of them is most likely a reply
 // from another responder, bounced at us by a spoofed source: answering it
-// would start a loop (CERT CA-1996-01, CVE-2024-2169).
+// would start a loop (CERT CA-1996-01, CVE-2024-2169). Clients send from
+// ephemeral ports, which these are not.
 var ClassicResponderPorts = []uint16{7, 13, 17, 19, 37, 12000}
 
 // Policy says which datagrams a listener refuses to answer. The zero
 // Policy answers everything.
 type Policy struct {
-	// LoopPorts holds source ports never answered: typically the classic
-	// responder ports and every port this daemon listens on, so that two
-	// responders cannot be made to answer each other forever.
-	LoopPorts *PortSet
+	// Loops says which sources are never answered: responder ports and the
+	// daemon's own listener addresses, so that two responders cannot be
+	// made to answer each other forever. Nil answers every source.
+	Loops *LoopGuard
 	// RateLimit limits answers per source network, across all the
 	// listener's workers.
 	RateLimit ratelimit.Config
@@ -35,28 +36,66 @@ type Policy struct {
 	MaxReplyRatio float64
 }
 
-// PortSet is a set of UDP ports that one writer replaces while many
-// readers test it, without locks: readers load an immutable bitmap.
-type PortSet struct {
-	bits atomic.Pointer[[1024]uint64]
+// LoopGuard is the set of sources a listener never answers: responder
+// ports, from any address, and this daemon's own listener addresses. One
+// writer (the manager) replaces it whenever listeners change; every worker
+// reads it per datagram without locks, from an immutable snapshot.
+type LoopGuard struct {
+	p atomic.Pointer[loopSet]
 }
 
-// Set replaces the set's ports.
-func (s *PortSet) Set(ports []uint16) {
-	var b [1024]uint64
-	for _, p := range ports {
-		b[p/64] |= 1 << (p % 64)
+type portBits [1024]uint64
+
+func (b *portBits) set(p uint16)      { b[p/64] |= 1 << (p % 64) }
+func (b *portBits) has(p uint16) bool { return b[p/64]&(1<<(p%64)) != 0 }
+
+type loopSet struct {
+	responders portBits                    // blocked from any address
+	selfPorts  portBits                    // ports of own listeners: worth the exact check
+	wildcard   portBits                    // own ports bound to 0.0.0.0 or [::]
+	self       map[netip.AddrPort]struct{} // own bound addresses
+}
+
+// Set replaces the guard's contents: responder source ports, and the
+// addresses this daemon's listeners are bound to. Only the exact own
+// addresses are blocked, not every source using an own port, since a
+// client's ephemeral port may equal a listener's; a listener bound to a
+// wildcard address counts as every loopback address on its port.
+func (g *LoopGuard) Set(responderPorts []uint16, self []netip.AddrPort) {
+	s := &loopSet{self: make(map[netip.AddrPort]struct{}, len(self))}
+	for _, p := range responderPorts {
+		s.responders.set(p)
 	}
-	s.bits.Store(&b)
+	for _, a := range self {
+		s.selfPorts.set(a.Port())
+		if a.Addr().IsUnspecified() {
+			s.wildcard.set(a.Port())
+		}
+		s.self[netip.AddrPortFrom(a.Addr().Unmap(), a.Port())] = struct{}{}
+	}
+	g.p.Store(s)
 }
 
-// Has reports whether port is in the set.
-func (s *PortSet) Has(port uint16) bool {
+// Blocks reports whether a datagram from src:port must not be answered.
+func (g *LoopGuard) Blocks(src netip.Addr, port uint16) bool {
+	if g == nil {
+		return false
+	}
+	s := g.p.Load()
 	if s == nil {
 		return false
 	}
-	b := s.bits.Load()
-	return b != nil && b[port/64]&(1<<(port%64)) != 0
+	if s.responders.has(port) {
+		return true
+	}
+	if !s.selfPorts.has(port) {
+		return false // the common case: one bit test
+	}
+	if s.wildcard.has(port) && src.IsLoopback() {
+		return true
+	}
+	_, own := s.self[netip.AddrPortFrom(src, port)]
+	return own
 }
 
 // sourceOf reads the address the kernel stored for a received datagram.

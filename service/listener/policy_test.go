@@ -52,9 +52,9 @@ func TestLoopPortsAreNeverAnswered(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	var ports PortSet
-	ports.Set([]uint16{7, uint16(blocked.LocalAddr().(*net.UDPAddr).Port)})
-	l := startWith(t, Policy{LoopPorts: &ports})
+	var loops LoopGuard
+	loops.Set([]uint16{7, uint16(blocked.LocalAddr().(*net.UDPAddr).Port)}, nil)
+	l := startWith(t, Policy{Loops: &loops})
 
 	if got, ok := exchange(t, blocked, l.Addr(), "loop?", 200*time.Millisecond); ok {
 		t.Errorf("datagram from a loop port answered with %q, want no answer", got)
@@ -123,22 +123,38 @@ func TestMaxReplyRatio(t *testing.T) {
 	}
 }
 
-func TestPortSet(t *testing.T) {
-	var s PortSet
-	if s.Has(7) {
-		t.Error("empty set has 7")
+func TestLoopGuard(t *testing.T) {
+	var g LoopGuard
+	if g.Blocks(netip.MustParseAddr("192.0.2.1"), 7) {
+		t.Error("empty guard blocks")
 	}
-	s.Set([]uint16{0, 7, 65535})
-	for _, p := range []uint16{0, 7, 65535} {
-		if !s.Has(p) {
-			t.Errorf("set lacks %d", p)
+	g.Set([]uint16{7, 12000}, []netip.AddrPort{
+		netip.MustParseAddrPort("127.0.0.1:40000"),
+		netip.MustParseAddrPort("0.0.0.0:41000"),
+		netip.MustParseAddrPort("[::1]:42000"),
+	})
+	for _, tc := range []struct {
+		src  string
+		want bool
+	}{
+		{"192.0.2.1:7", true},      // a responder port, from anywhere
+		{"192.0.2.1:12000", true},  // udpd's default port
+		{"127.0.0.1:40000", true},  // this daemon's own listener
+		{"127.0.0.2:40000", false}, // a client that happens to use that port number
+		{"192.0.2.1:40000", false}, // likewise, remote
+		{"127.0.0.5:41000", true},  // a wildcard listener of ours, seen over loopback
+		{"192.0.2.1:41000", false}, // a remote client on that port number
+		{"[::1]:42000", true},      // own IPv6 listener
+		{"[2001:db8::1]:42000", false},
+		{"192.0.2.1:33333", false}, // an ordinary client
+	} {
+		ap := netip.MustParseAddrPort(tc.src)
+		if got := g.Blocks(ap.Addr(), ap.Port()); got != tc.want {
+			t.Errorf("Blocks(%s) = %v, want %v", tc.src, got, tc.want)
 		}
 	}
-	if s.Has(8) || s.Has(12000) {
-		t.Error("set has a port not put in it")
-	}
-	var nilSet *PortSet
-	if nilSet.Has(7) {
-		t.Error("nil set has 7")
+	var nilGuard *LoopGuard
+	if nilGuard.Blocks(netip.MustParseAddr("192.0.2.1"), 7) {
+		t.Error("nil guard blocks")
 	}
 }

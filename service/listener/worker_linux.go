@@ -211,7 +211,7 @@ func (w *worker) handle(n int) {
 			continue
 		}
 		src, port := sourceOf(&w.names[i])
-		if port == 0 || policy.LoopPorts.Has(port) {
+		if port == 0 || policy.Loops.Blocks(src, port) {
 			t.loopBlocked++
 			continue
 		}

@@ -43,9 +43,9 @@ func (l Limits) Validate() error {
 	return nil
 }
 
-func (l Limits) policy(ports *listener.PortSet) listener.Policy {
+func (l Limits) policy(loops *listener.LoopGuard) listener.Policy {
 	return listener.Policy{
-		LoopPorts: ports,
+		Loops: loops,
 		RateLimit: ratelimit.Config{
 			PerSecond: l.PerSecond, Burst: l.Burst,
 			BytesPerSecond: l.BytesPerSecond, BytesBurst: l.BytesBurst,

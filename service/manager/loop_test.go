@@ -33,48 +33,75 @@ func spoofFrom(t *testing.T, addr netip.AddrPort) *net.UDPConn {
 	return pc.(*net.UDPConn)
 }
 
-// TestTwoDaemonsDoNotLoop points two managers (two daemons) at each other
-// with one datagram whose source is the other's listener, the spoof that
-// starts a loop between echo servers. Neither may answer it.
+// TestTwoDaemonsDoNotLoop points two responders at each other with one
+// datagram whose source is the other's listener, the spoof that starts a
+// loop between echo servers. Neither may answer it.
 func TestTwoDaemonsDoNotLoop(t *testing.T) {
 	tests := []struct {
 		name string
-		// second returns B's address and options given A's bound address.
-		second func(a netip.AddrPort) (string, manager.Options)
+		// setup returns A (the manager that gets the spoofed datagram and
+		// the listener it arrives at) and B's listener address.
+		setup func(t *testing.T) (*manager.Manager, manager.Listener, netip.AddrPort)
 	}{
-		{"same port on another address", func(a netip.AddrPort) (string, manager.Options) {
-			return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), a.Port()).String(), manager.Options{}
+		{"another udpd on the default port", func(t *testing.T) (*manager.Manager, manager.Listener, netip.AddrPort) {
+			mb := newManager(t, manager.Options{})
+			b, err := mb.Start(ctx(t), manager.Spec{ID: "b", Address: "127.0.0.2:12000"}, "")
+			if err != nil {
+				t.Skipf("cannot bind 127.0.0.2:12000 here: %v", err)
+			}
+			ma := newManager(t, manager.Options{})
+			return ma, start(t, ma, manager.Spec{ID: "a", Address: "127.0.0.1:0"}), b.BoundAddress
 		}},
-		{"udpd's default port", func(netip.AddrPort) (string, manager.Options) {
-			return "127.0.0.2:12000", manager.Options{}
+		{"another responder on a --loop-ports port", func(t *testing.T) (*manager.Manager, manager.Listener, netip.AddrPort) {
+			mb := newManager(t, manager.Options{})
+			b := start(t, mb, manager.Spec{ID: "b", Address: "127.0.0.2:0"})
+			ma := newManager(t, manager.Options{LoopPorts: []uint16{b.BoundAddress.Port()}})
+			return ma, start(t, ma, manager.Spec{ID: "a", Address: "127.0.0.1:0"}), b.BoundAddress
+		}},
+		{"this daemon's own other listener", func(t *testing.T) (*manager.Manager, manager.Listener, netip.AddrPort) {
+			ma := newManager(t, manager.Options{})
+			b := start(t, ma, manager.Spec{ID: "b", Address: "127.0.0.2:0"})
+			return ma, start(t, ma, manager.Spec{ID: "a", Address: "127.0.0.1:0"}), b.BoundAddress
 		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ma := newManager(t, manager.Options{})
-			a := start(t, ma, manager.Spec{ID: "a", Address: "127.0.0.1:0"})
-			addrB, optsB := tc.second(a.BoundAddress)
-			mb := newManager(t, optsB)
-			b, err := mb.Start(ctx(t), manager.Spec{ID: "b", Address: addrB}, "")
-			if err != nil {
-				t.Skipf("cannot bind %s here: %v", addrB, err)
-			}
-			spoof := spoofFrom(t, b.BoundAddress)
+			ma, a, from := tc.setup(t)
+			spoof := spoofFrom(t, from)
 			if _, err := spoof.WriteToUDPAddrPort([]byte("ping"), a.BoundAddress); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(300 * time.Millisecond)
+			spoof.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			if n, _, err := spoof.ReadFromUDPAddrPort(make([]byte, 64)); err == nil {
+				t.Errorf("A answered the spoofed datagram (%d bytes)", n)
+			}
 			sa, _ := ma.Get("a")
-			sb, _ := mb.Get("b")
 			if sa.Stats.DatagramsReceived != 1 || sa.Stats.LoopBlocked != 1 || sa.Stats.DatagramsSent != 0 {
 				t.Errorf("A: %+v, want the one datagram received and loop-blocked", sa.Stats)
-			}
-			if sb.Stats.DatagramsReceived != 0 {
-				t.Errorf("B received %d datagrams, want 0: A answered it", sb.Stats.DatagramsReceived)
 			}
 			// A real client still gets its answer.
 			mustEcho(t, a.BoundAddress, "still serving")
 		})
+	}
+}
+
+// TestClientOnAListenersPortNumberIsAnswered: only the daemon's own
+// addresses are blocked, not every source that uses one of its port
+// numbers; a client's ephemeral port may well equal a listener's.
+func TestClientOnAListenersPortNumberIsAnswered(t *testing.T) {
+	m := newManager(t, manager.Options{})
+	a := start(t, m, manager.Spec{ID: "a", Address: "127.0.0.1:0"})
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2), Port: int(a.BoundAddress.Port())})
+	if err != nil {
+		t.Skipf("cannot bind 127.0.0.2:%d: %v", a.BoundAddress.Port(), err)
+	}
+	defer c.Close()
+	c.WriteToUDPAddrPort([]byte("same port number"), a.BoundAddress)
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 64)
+	n, _, err := c.ReadFromUDPAddrPort(buf)
+	if err != nil || string(buf[:n]) != "SAME PORT NUMBER" {
+		t.Errorf("client on 127.0.0.2:%d: got %q, %v, want the uppercase", a.BoundAddress.Port(), buf[:n], err)
 	}
 }
 

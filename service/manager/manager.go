@@ -81,8 +81,10 @@ type Options struct {
 	Workers      int          // default sockets per listener; 0 means GOMAXPROCS
 	Limits       Limits       // for listeners started without their own
 	// LoopPorts are source ports never answered, besides
-	// listener.ClassicResponderPorts and the ports of the daemon's own
-	// listeners (so two responders cannot be made to answer each other).
+	// listener.ClassicResponderPorts: the ports of other responders, such
+	// as other udpd daemons on ports other than 12000, so that the two
+	// cannot be made to answer each other. The daemon's own listener
+	// addresses are never answered either.
 	LoopPorts []uint16
 }
 
@@ -101,7 +103,7 @@ type Manager struct {
 	requests map[string]string   // request id → listener id
 	reqOrder []string
 	closed   bool
-	ports    listener.PortSet // loop-protection source ports, shared by every listener
+	loops    listener.LoopGuard // sources never answered, shared by every listener
 
 	wg sync.WaitGroup // Serve goroutines
 }
@@ -137,7 +139,7 @@ func New(opts Options) *Manager {
 		stopping: make(map[*entry]struct{}),
 		requests: make(map[string]string),
 	}
-	m.updatePorts()
+	m.updateLoops()
 	return m
 }
 
@@ -166,7 +168,7 @@ func (m *Manager) Restore(ctx context.Context, specs []Spec) ([]Listener, error)
 				e.cur.Close()
 			}
 		}
-		m.updatePorts()
+		m.updateLoops()
 	}
 	for _, spec := range specs {
 		l, err := m.startOne(ctx, spec, "", false)
@@ -234,7 +236,7 @@ func (m *Manager) startOne(ctx context.Context, spec Spec, requestID string, sav
 		}
 	}
 	m.remember(requestID, spec.ID)
-	m.updatePorts()
+	m.updateLoops()
 	m.serve(l)
 	m.log.Info("listener started", "id", spec.ID, "address", l.Addr().String(), "workers", l.Workers())
 	return m.describe(e), nil
@@ -290,7 +292,7 @@ func (m *Manager) Stop(ctx context.Context, id string, drain time.Duration) (Lis
 	m.stopping[e] = struct{}{}
 	cur := e.cur
 	e.cur = nil
-	m.updatePorts()
+	m.updateLoops()
 	m.mu.Unlock()
 
 	m.shutdown(ctx, e, cur, drain)
@@ -366,7 +368,7 @@ func (m *Manager) Rebind(ctx context.Context, id, address string, drain time.Dur
 		return Listener{}, fmt.Errorf("rebind %q: %w", id, err)
 	}
 	e.gen++
-	m.updatePorts()
+	m.updateLoops()
 	m.serve(nl)
 	m.mu.Unlock()
 	m.log.Info("listener rebound", "id", id, "from", old.Addr().String(), "to", nl.Addr().String())
@@ -492,7 +494,7 @@ func (m *Manager) listen(ctx context.Context, addr netip.AddrPort, spec Spec) (*
 	if workers == 0 {
 		workers = m.opts.Workers
 	}
-	l, err := listener.Listen(ctx, listener.Config{Addr: addr, Workers: workers, Policy: m.limits(spec).policy(&m.ports)})
+	l, err := listener.Listen(ctx, listener.Config{Addr: addr, Workers: workers, Policy: m.limits(spec).policy(&m.loops)})
 	if err != nil {
 		return nil, classifyBind(err)
 	}
@@ -517,7 +519,7 @@ func (m *Manager) shutdown(ctx context.Context, e *entry, g *listener.Listener, 
 	defer m.mu.Unlock()
 	e.base = e.base.Add(g.Stats())
 	e.groups = slices.DeleteFunc(e.groups, func(x *listener.Listener) bool { return x == g })
-	m.updatePorts()
+	m.updateLoops()
 	if e.stopped && len(e.groups) == 0 {
 		delete(m.stopping, e)
 		m.retired = m.retired.Add(e.base)
@@ -536,22 +538,23 @@ func sameLimits(a, b *Limits) bool {
 	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
 }
 
-// updatePorts publishes the loop-protection ports: the classic responder
-// ports, the configured ones, and every port a listener of this daemon is
-// bound to (draining ones included). Called with m.mu held.
-func (m *Manager) updatePorts() {
+// updateLoops publishes what listeners never answer: the classic
+// responder ports, the configured ones, and the address of every listener
+// of this daemon (draining ones included). Called with m.mu held.
+func (m *Manager) updateLoops() {
 	ports := append(slices.Clone(listener.ClassicResponderPorts), m.opts.LoopPorts...)
+	var self []netip.AddrPort
 	for _, e := range m.byID {
 		for _, g := range e.groups {
-			ports = append(ports, g.Addr().Port())
+			self = append(self, g.Addr())
 		}
 	}
 	for e := range m.stopping {
 		for _, g := range e.groups {
-			ports = append(ports, g.Addr().Port())
+			self = append(self, g.Addr())
 		}
 	}
-	m.ports.Set(ports)
+	m.loops.Set(ports, self)
 }
 
 // describe must be called with m.mu held.

@@ -337,9 +337,10 @@ type Stats struct {
 	// receive queue was full; they never reached udpd, so they are not in
 	// datagrams_received.
 	KernelDrops uint64 `protobuf:"varint,9,opt,name=kernel_drops,json=kernelDrops,proto3" json:"kernel_drops,omitempty"`
-	// loop_blocked counts datagrams not answered because their source port
-	// is a responder's (echo, daytime, …, or a port of this daemon's): the
-	// reply could start a loop between two responders.
+	// loop_blocked counts datagrams not answered because their source is a
+	// responder's port (echo, daytime, …, 12000, --loop-ports) or one of
+	// this daemon's own listeners: the reply could start a loop between two
+	// responders.
 	LoopBlocked uint64 `protobuf:"varint,10,opt,name=loop_blocked,json=loopBlocked,proto3" json:"loop_blocked,omitempty"`
 	// rate_limited counts datagrams not answered because their source
 	// network exceeded the listener's limits.
