@@ -4,12 +4,15 @@
 // what it does.
 //
 // The per-datagram path reads and writes in batches (recvmmsg/sendmmsg)
-// into buffers allocated once, uppercases ASCII in place, takes no locks and
-// allocates nothing: counters are per-worker atomics summed when read.
+// into buffers allocated with the first datagram and then reused,
+// uppercases ASCII in place, and allocates nothing; counters are per-worker
+// atomics summed when read. It takes no lock, except the sharded one of the
+// optional per-source rate limit. A Policy says what is never answered
+// (loops, over-limit sources, replies too much larger than the request).
 //
-// A Listener is closed by Shutdown, which stops accepting new work, answers
-// what is already queued on its sockets (up to a deadline) and then closes
-// them; Serve then returns nil.
+// A Listener is closed by Shutdown, which answers what its sockets hold
+// until a read finds them empty (up to a deadline) and then closes them;
+// Serve then returns nil.
 //
 // listener never imports gRPC, protobuf or the admin API: it speaks Go types.
 package listener
