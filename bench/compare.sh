@@ -9,12 +9,12 @@
 # `udpctl bench -o json` (closed loop: 64-byte datagrams, 8 flows x 16 in
 # flight) pinned to core 1. udpd runs with one worker, like the C reference.
 #
-# Each of PAIRS rounds measures, one after the other, udpd (ASCII), the C
-# reference (ASCII), the naive Go loop (ASCII), udpd with mixed UTF-8 and udpd
-# (ASCII) while a client watches its counters at 10 Hz; every
-# other round runs them in the reverse order, so drift over the run does not
-# favour one server. udpd and the C reference are always measured back to back,
-# and every ratio is taken within a round, then summarised as median (min-max).
+# Each of PAIRS rounds measures four pairs, each udpd (ASCII) back to back
+# with one of: the C reference (ASCII), the naive Go loop (ASCII), udpd with
+# mixed UTF-8, and udpd (ASCII) while a client watches its counters at 10 Hz.
+# Every other round runs each pair in the reverse order, so drift does not
+# favour one side; every ratio is taken within its pair, then summarised as
+# median (min-max) over the rounds.
 # The references are only ever sent ASCII: they do not implement Unicode.
 #
 # Environment:
@@ -26,7 +26,7 @@
 #                  the same flags and print the same JSON); for testing this
 #                  script or comparing load generators
 #
-# The defaults take about 80 s plus the build. The script exits non-zero when a
+# The defaults take about 130 s plus the build. The script exits non-zero when a
 # build, a server or the load generator fails, or when any run reports a
 # mismatched reply. The bars of issue 4 (udpd/C >= 0.9, utf8/ascii >= 0.7,
 # watched/ascii >= 0.97) are
@@ -254,7 +254,7 @@ measure() {
 
 echo
 echo "udpd speed comparison: $SIZE-byte datagrams, $FLOWS flows x $WINDOW in flight, closed loop"
-echo "  rounds      PAIRS=$PAIRS x 5 runs of DURATION=$DURATION (after WARMUP=$WARMUP per server)"
+echo "  rounds      PAIRS=$PAIRS x 4 pairs of runs of DURATION=$DURATION (after WARMUP=$WARMUP per server)"
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 echo "  machine     ${cpu_model:-$(uname -m)}, $(nproc) CPUs, Linux $(uname -r)"
 echo "  toolchains  $("$GO" env GOVERSION), $("$CC" --version | head -n1)"
@@ -285,28 +285,42 @@ measure_watched() {
 	((updates >= 5)) || die "the 10 Hz watcher got only $updates updates: $(head -c 300 "$tmp/watch.jsonl")"
 }
 
-runs=("udpd ascii" "cref ascii" "naive ascii" "udpd utf8" "udpd watched")
+# Every comparison is a pair of runs back to back: udpd (ASCII) and the
+# other run, in alternating order, so that the machine's drift (seen here:
+# whole minutes 20% slower) lands on both sides of each ratio.
+compared=("cref ascii" "naive ascii" "udpd utf8" "udpd watched")
 r_c=() r_naive=() r_utf8=() r_watch=()
-for ((round = 1; round <= PAIRS; round++)); do
-	order=("${runs[@]}")
-	if ((round % 2 == 0)); then
-		order=("${runs[4]}" "${runs[3]}" "${runs[2]}" "${runs[1]}" "${runs[0]}")
+run_one() {
+	if [[ $1 == "udpd watched" ]]; then
+		measure_watched "$2"
+	else
+		measure "${1% *}" "${1#* }" "$DURATION" "$2"
 	fi
+}
+for ((round = 1; round <= PAIRS; round++)); do
 	declare -A got=()
-	for run in "${order[@]}"; do
-		if [[ $run == "udpd watched" ]]; then
-			measure_watched "$round"
+	for other in "${compared[@]}"; do
+		if ((round % 2)); then
+			run_one "udpd ascii" "$round"
+			base=$last_dps
+			run_one "$other" "$round"
 		else
-			measure "${run% *}" "${run#* }" "$DURATION" "$round"
+			run_one "$other" "$round"
+			other_dps=$last_dps
+			run_one "udpd ascii" "$round"
+			base=$last_dps
+			last_dps=$other_dps
 		fi
-		got[$run]=$last_dps
+		got[$other]=$last_dps
+		case $other in
+		"cref ascii") r_c+=("$(div "$base" "$last_dps")") ;;
+		"naive ascii") r_naive+=("$(div "$base" "$last_dps")") ;;
+		"udpd utf8") r_utf8+=("$(div "$last_dps" "$base")") ;;
+		"udpd watched") r_watch+=("$(div "$last_dps" "$base")") ;;
+		esac
 	done
-	r_c+=("$(div "${got[udpd ascii]}" "${got[cref ascii]}")")
-	r_naive+=("$(div "${got[udpd ascii]}" "${got[naive ascii]}")")
-	r_utf8+=("$(div "${got[udpd utf8]}" "${got[udpd ascii]}")")
-	r_watch+=("$(div "${got[udpd watched]}" "${got[udpd ascii]}")")
-	printf 'round %d/%d  udpd %.0f/s  C %.0f/s  naive %.0f/s  udpd utf8 %.0f/s  watched %.0f/s   udpd/C %s  udpd/naive %s  utf8/ascii %s  watched/ascii %s\n' \
-		"$round" "$PAIRS" "${got[udpd ascii]}" "${got[cref ascii]}" "${got[naive ascii]}" "${got[udpd utf8]}" "${got[udpd watched]}" \
+	printf 'round %d/%d  C %.0f/s  naive %.0f/s  udpd utf8 %.0f/s  watched %.0f/s   udpd/C %s  udpd/naive %s  utf8/ascii %s  watched/ascii %s\n' \
+		"$round" "$PAIRS" "${got[cref ascii]}" "${got[naive ascii]}" "${got[udpd utf8]}" "${got[udpd watched]}" \
 		"${r_c[-1]}" "${r_naive[-1]}" "${r_utf8[-1]}" "${r_watch[-1]}"
 	unset got
 done
@@ -321,7 +335,7 @@ ratio() {
 
 echo
 printf '%-14s %-7s %12s %8s %8s %11s  %s\n' server payload datagrams/s "p50 µs" "p99 µs" "server CPU" "ratio: median (min-max)"
-for run in "${runs[@]}"; do
+for run in "udpd ascii" "cref ascii" "naive ascii" "udpd utf8" "udpd watched"; do
 	name=${run% *} payload=${run#* }
 	read -r m_dps _ < <(summary ${dps[$run]})
 	read -r m_p50 _ < <(summary ${p50[$run]})
