@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 
 	adminv1 "github.com/udpd/udpd/gen/udpd/admin/v1"
 	"github.com/udpd/udpd/service/admin"
+	"github.com/udpd/udpd/service/internal/udptest"
 	"github.com/udpd/udpd/service/manager"
 )
 
@@ -172,56 +172,12 @@ func wantStatus(t testing.TB, err error, code codes.Code, reason string, fields 
 	}
 }
 
-// echo sends msg to addr once and returns the reply within 2 s.
-func echo(addr netip.AddrPort, msg string) (string, error) {
-	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
-		return "", err
-	}
-	if _, err := c.Write([]byte(msg)); err != nil {
-		return "", err
-	}
-	buf := make([]byte, 1<<16)
-	n, err := c.Read(buf)
-	if err != nil {
-		return "", err
-	}
-	return string(buf[:n]), nil
-}
-
-// mustEcho checks that addr answers an ASCII msg with its uppercase.
-func mustEcho(t testing.TB, addr netip.AddrPort, msg string) {
-	t.Helper()
-	got, err := echo(addr, msg)
-	if err != nil {
-		t.Fatalf("no reply from %v: %v", addr, err)
-	}
-	if want := strings.ToUpper(msg); got != want {
-		t.Fatalf("reply from %v: got %q, want %q", addr, got, want)
-	}
-}
-
-// mustNotEcho checks that nothing answers on addr.
-func mustNotEcho(t testing.TB, addr netip.AddrPort) {
-	t.Helper()
-	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(300 * time.Millisecond))
-	if _, err := c.Write([]byte("anyone there")); err != nil {
-		return
-	}
-	buf := make([]byte, 64)
-	if n, err := c.Read(buf); err == nil {
-		t.Fatalf("%v answered %q, want no answer", addr, buf[:n])
-	}
-}
+// UDP probes, shared with the other packages' tests.
+var (
+	echo        = udptest.Echo
+	mustEcho    = udptest.MustEcho
+	mustNotEcho = udptest.MustNotEcho
+)
 
 // freeAddr returns "host:port" with a port that was free a moment ago.
 func freeAddr(t testing.TB, host string) string {

@@ -7,11 +7,11 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/udpd/udpd/service/internal/udptest"
 	"github.com/udpd/udpd/service/manager"
 )
 
@@ -51,58 +51,12 @@ func start(t testing.TB, m *manager.Manager, spec manager.Spec) manager.Listener
 	return l
 }
 
-// echo sends msg to addr once and returns the reply, or an error if none
-// came within 2 s.
-func echo(addr netip.AddrPort, msg string) (string, error) {
-	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
-		return "", err
-	}
-	if _, err := c.Write([]byte(msg)); err != nil {
-		return "", err
-	}
-	buf := make([]byte, 1<<16)
-	n, err := c.Read(buf)
-	if err != nil {
-		return "", err
-	}
-	return string(buf[:n]), nil
-}
-
-// mustEcho checks that addr answers msg with its uppercase.
-func mustEcho(t testing.TB, addr netip.AddrPort, msg string) {
-	t.Helper()
-	got, err := echo(addr, msg)
-	if err != nil {
-		t.Fatalf("no reply from %v: %v", addr, err)
-	}
-	if want := strings.ToUpper(msg); got != want {
-		t.Fatalf("reply from %v: got %q, want %q", addr, got, want)
-	}
-}
-
-// mustNotEcho checks that nothing answers on addr: the datagram is refused
-// (ICMP port unreachable) or no reply comes within a short wait.
-func mustNotEcho(t testing.TB, addr netip.AddrPort) {
-	t.Helper()
-	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(300 * time.Millisecond))
-	if _, err := c.Write([]byte("anyone there")); err != nil {
-		return // refused at once
-	}
-	buf := make([]byte, 64)
-	if n, err := c.Read(buf); err == nil {
-		t.Fatalf("%v answered %q, want no answer", addr, buf[:n])
-	}
-}
+// UDP probes, shared with the other packages' tests.
+var (
+	echo        = udptest.Echo
+	mustEcho    = udptest.MustEcho
+	mustNotEcho = udptest.MustNotEcho
+)
 
 // mustBindable checks that addr is free by binding it with a plain socket.
 func mustBindable(t testing.TB, addr netip.AddrPort) {
