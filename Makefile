@@ -16,8 +16,11 @@ build: ## Build udpd and udpctl into bin/
 	$(GO) build -o bin/ ./cmd/...
 
 .PHONY: run
-run: ## Run udpd with its defaults (UDP 127.0.0.1:12000, admin 127.0.0.1:50051)
-	$(GO) run ./cmd/udpd $(ARGS)
+run: ## Run udpd with its defaults (UDP 127.0.0.1:12000, admin 127.0.0.1:50051); ARGS='--flag …'
+	$(GO) build -o bin/ ./cmd/udpd
+	@# set -m runs udpd as its own job: Ctrl-C reaches udpd alone, not make
+	@# (which would die of it), so make exits with udpd's status, 0.
+	@set -m; bin/udpd $(ARGS)
 
 .PHONY: test
 test: ## Run every test with the race detector (the README's test command)

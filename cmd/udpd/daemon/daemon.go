@@ -7,12 +7,12 @@ package daemon
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,12 +39,12 @@ func Main() {
 // Run runs udpd until ctx is done or a signal arrives and returns its exit
 // code: 0 after a clean shutdown, 1 on a failure, 2 on a usage error.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cfg, err := parseFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+	cfg, err := parseFlags(args, stdout)
+	if errors.Is(err, errHelp) {
 		return exitOK
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "udpd: %v\n", err)
+		fmt.Fprintf(stderr, "udpd: %v\nRun 'udpd --help' for usage.\n", err)
 		return exitUsage
 	}
 	if cfg.version {
@@ -65,14 +65,57 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func run(ctx context.Context, cfg *config, log *slog.Logger) (err error) {
-	tlsCfg, err := adminTLS(cfg)
+// run starts udpd, serves until ctx is done, and shuts it down.
+func run(ctx context.Context, cfg *config, log *slog.Logger) error {
+	d, err := start(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
+	select {
+	case <-ctx.Done():
+		log.Info("udpd shutting down", "reason", context.Cause(ctx))
+	case err := <-d.served:
+		// The admin API is gone; stop the rest in the same order.
+		return errors.Join(fmt.Errorf("admin API stopped: %w", err), d.shutdown(context.WithoutCancel(ctx)))
+	}
+	return d.shutdown(ctx)
+}
+
+// daemon is a started udpd: what start bound and started, for shutdown.
+type daemon struct {
+	cfg     *config
+	log     *slog.Logger
+	m       *manager.Manager
+	srv     *admin.Server
+	metrics *metricsServer // nil without --metrics
+	lock    io.Closer      // the state file's lock, nil without --state
+
+	adminAddr   string             // as udpctl --admin takes it
+	metricsAddr string             // "" without --metrics
+	started     []manager.Listener // the listeners start started, in order
+	served      chan error         // the admin server's Serve result
+}
+
+// start binds the admin API (and metrics), starts the listeners, serves,
+// tells systemd and the ready file, and returns the running daemon. On
+// an error it releases whatever it had taken and changes no state.
+func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *daemon, err error) {
+	d := &daemon{cfg: cfg, log: log}
+	var cleanup []func()
+	defer func() {
+		if err != nil {
+			for _, f := range slices.Backward(cleanup) {
+				f()
+			}
+		}
+	}()
+	tlsCfg, err := adminTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
 	token, err := adminToken(cfg.adminTokenFile)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var store *state.File
 	opts := manager.Options{
@@ -88,105 +131,102 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) (err error) {
 		// One daemon per state file: a second would overwrite the first's.
 		lock, err := store.Lock()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		defer lock.Close()
+		d.lock = lock
+		cleanup = append(cleanup, func() { lock.Close() })
 	}
 	specs, err := initialSpecs(cfg, store, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	// Bind the admin API (and metrics) before touching the state file, so
 	// a daemon that cannot serve them changes nothing.
 	lis, err := adminListener(cfg, tlsCfg != nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer lis.Close() // Serve closes it too; this covers failures before
-	m := manager.New(opts)
+	cleanup = append(cleanup, func() { lis.Close() })
+	d.m = manager.New(opts)
 	aopts := admin.Options{Logger: log, TLS: tlsCfg, Token: token}
-	var ms *metricsServer
 	if cfg.metrics != "" {
-		ms = newMetrics(m)
+		ms := newMetrics(d.m)
 		if err := ms.listen(cfg.metrics, metricsTLS(tlsCfg), cfg.metricsInsecure); err != nil {
-			return err
+			return nil, err
 		}
-		defer ms.lis.Close()
+		d.metrics = ms
+		cleanup = append(cleanup, func() { ms.lis.Close() })
 		aopts.Unary = append(aopts.Unary, ms.grpc.UnaryServerInterceptor())
 		aopts.Stream = append(aopts.Stream, ms.grpc.StreamServerInterceptor())
+		d.metricsAddr = ms.lis.Addr().String()
 	}
-	defer func() {
-		// On a failed start-up, close whatever was bound.
-		if err != nil {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.drainTimeout)
-			defer cancel()
-			m.Shutdown(sctx)
-		}
-	}()
-	started, err := m.Restore(ctx, specs)
+	cleanup = append(cleanup, func() {
+		// Close whatever listener was bound.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.drainTimeout)
+		defer cancel()
+		d.m.Shutdown(sctx)
+	})
+	d.started, err = d.m.Restore(ctx, specs)
 	if err != nil {
-		return err
+		return nil, err
 	}
 
-	srv := admin.NewServer(m, aopts)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	if ms != nil {
-		ms.grpc.InitializeMetrics(srv)
-		go ms.serve(log)
-		defer ms.http.Close()
+	d.srv = admin.NewServer(d.m, aopts)
+	d.served = make(chan error, 1)
+	go func() { d.served <- d.srv.Serve(lis) }()
+	cleanup = append(cleanup, func() { d.srv.Stop(0) })
+	if d.metrics != nil {
+		d.metrics.grpc.InitializeMetrics(d.srv)
+		go d.metrics.serve(log)
+		cleanup = append(cleanup, func() { d.metrics.http.Close() })
 	}
 
-	adminAddr := lis.Addr().String()
+	d.adminAddr = lis.Addr().String()
 	if lis.Addr().Network() == "unix" {
-		adminAddr = "unix://" + adminAddr
+		d.adminAddr = "unix://" + d.adminAddr
 	}
-	addrs := make([]string, len(started))
-	for i, l := range started {
+	addrs := make([]string, len(d.started))
+	for i, l := range d.started {
 		addrs[i] = l.ID + "=" + l.BoundAddress.String()
 	}
-	metricsAddr := ""
-	if ms != nil {
-		metricsAddr = ms.lis.Addr().String()
-	}
-	log.Info("udpd ready", "admin", adminAddr, "metrics", metricsAddr, "admin_tls", tlsCfg != nil, "admin_token", token != "", "listeners", strings.Join(addrs, " "), "state", cfg.statePath, "version", buildinfo.Version())
-	if err := sdNotify("READY=1\nSTATUS=serving " + strconv.Itoa(len(started)) + " listeners"); err != nil {
+	log.Info("udpd ready", "admin", d.adminAddr, "metrics", d.metricsAddr, "admin_tls", tlsCfg != nil, "admin_token", token != "", "listeners", strings.Join(addrs, " "), "state", cfg.statePath, "version", buildinfo.Version())
+	if err := sdNotify("READY=1\nSTATUS=serving " + strconv.Itoa(len(d.started)) + " listeners"); err != nil {
 		log.Warn("systemd notification failed", "err", err)
 	}
 	if cfg.readyFile != "" {
-		if err := writeReady(cfg.readyFile, adminAddr, metricsAddr, started); err != nil {
-			srv.Stop(0)
-			return err
+		if err := writeReady(cfg.readyFile, d.adminAddr, d.metricsAddr, d.started); err != nil {
+			return nil, err
 		}
 	}
-
-	select {
-	case <-ctx.Done():
-		log.Info("udpd shutting down", "reason", context.Cause(ctx))
-		sdNotify("STOPPING=1")
-	case err := <-served:
-		return fmt.Errorf("admin API stopped: %w", err)
-	}
-	return shutdown(ctx, cfg, srv, m)
+	return d, nil
 }
 
 // shutdown stops udpd in this order, within --shutdown-timeout (plus at
-// most 100 ms for step 3):
+// most 100 ms for step 3), counted from the call; ctx may be done already
+// (it is, after a signal): only its values are used.
 //  1. the admin API reports NOT_SERVING and ends WatchStats streams;
 //  2. every listener answers what its sockets hold until they are empty,
 //     then closes (the saved configuration is kept for --resume);
 //  3. the admin server finishes running calls (GracefulStop) with what is
-//     left of the deadline, then closes whatever is left (Stop).
-func shutdown(ctx context.Context, cfg *config, srv *admin.Server, m *manager.Manager) error {
-	deadline := time.Now().Add(cfg.drainTimeout)
+//     left of the deadline, then closes whatever is left (Stop);
+//  4. the metrics server closes and the state file's lock is released.
+func (d *daemon) shutdown(ctx context.Context) error {
+	sdNotify("STOPPING=1")
+	deadline := time.Now().Add(d.cfg.drainTimeout)
 	sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
-	srv.Drain()
-	err := m.Shutdown(sctx)
+	d.srv.Drain()
+	err := d.m.Shutdown(sctx)
 	// Running admin calls get what is left of the same deadline (a
 	// moment at least).
-	srv.Stop(max(time.Until(deadline), 100*time.Millisecond))
+	d.srv.Stop(max(time.Until(deadline), 100*time.Millisecond))
+	if d.metrics != nil {
+		d.metrics.http.Close()
+	}
+	if d.lock != nil {
+		d.lock.Close()
+	}
 	return err
 }
 

@@ -1,7 +1,7 @@
 package daemon
 
 import (
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/udpd/udpd/service/manager"
 )
@@ -27,6 +29,7 @@ type config struct {
 	logFormat    string
 	readyFile    string
 	version      bool
+	help         bool
 
 	adminTLSCert   string
 	adminTLSKey    string
@@ -72,6 +75,22 @@ func (f listFlag) Set(s string) error {
 	return nil
 }
 
+func (f listFlag) Type() string { return "host:port" }
+
+// envPrefix starts the environment variable of every flag: --rate-limit
+// is also UDPD_RATE_LIMIT.
+const envPrefix = "UDPD_"
+
+// envName is the environment variable that sets flag name.
+func envName(name string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// notFromEnv are the flags that are actions, not settings: an UDPD_VERSION
+// left in a container's environment must not turn udpd into a version
+// printer.
+var notFromEnv = map[string]bool{"help": true, "version": true}
+
 // defaultStatePath is $XDG_STATE_HOME/udpd/state.json, or
 // ~/.local/state/udpd/state.json; under systemd, $STATE_DIRECTORY wins.
 func defaultStatePath() string {
@@ -101,18 +120,29 @@ Examples:
   udpd --listen 127.0.0.1:12000 --listen '[::1]:12000' --metrics 127.0.0.1:9112
   udpd --resume --admin unix:///run/udpd/admin.sock --log-format json
   udpd --listen 0.0.0.0:12000 --rate-limit 100 --admin-token-file /etc/udpd/token
+  UDPD_ADMIN=unix:///run/udpd/admin.sock UDPD_LISTEN=127.0.0.1:12000,[::1]:12000 udpd
+
+Environment:
+  Every flag except --help and --version can also be set by an environment
+  variable: UDPD_ and the flag's name in capitals with "-" as "_"
+  (UDPD_ADMIN, UDPD_RATE_LIMIT, UDPD_RESUME=true). A flag on the command
+  line wins over its variable. UDPD_LISTEN takes a comma-separated list.
 
 Flags:
 `
 
-func parseFlags(args []string, stderr io.Writer) (*config, error) {
+// errHelp is parseFlags' answer to --help, after it printed the usage.
+var errHelp = errors.New("help requested")
+
+// parseFlags parses udpd's GNU-style flags (--admin ADDR, --admin=ADDR),
+// then fills every flag not given from its UDPD_* environment variable.
+// On --help it prints the usage to stdout and returns errHelp.
+func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	cfg := &config{}
-	fs := flag.NewFlagSet("udpd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usageText)
-		fs.PrintDefaults()
-	}
+	fs := pflag.NewFlagSet("udpd", pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.SetOutput(io.Discard) // errors are returned, and printed once by Run
+	fs.Usage = func() {}     // --help is a flag of ours
 	fs.Var(listFlag{&cfg.listen}, "listen", "UDP `host:port` to serve, repeatable (IPv6 as [::1]:12000) (default 127.0.0.1:12000)")
 	fs.StringVar(&cfg.admin, "admin", "127.0.0.1:50051", "gRPC admin API `address`: TCP host:port (plain text on loopback only, unless TLS or --admin-insecure) or unix:///path (mode 0600)")
 	fs.StringVar(&cfg.adminTLSCert, "admin-tls-cert", "", "serve the admin API over TLS with this certificate `file` (PEM)")
@@ -137,11 +167,20 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.StringVar(&cfg.readyFile, "ready-file", "", "when serving, write the bound addresses to this `file` (for scripts and tests)")
 	fs.BoolVar(&cfg.version, "version", false, "print the version and exit")
+	fs.BoolVarP(&cfg.help, "help", "h", false, "print this help and exit")
 	if err := fs.Parse(args); err != nil {
+		return nil, singleDash(fs, args, err)
+	}
+	if cfg.help {
+		fmt.Fprint(stdout, usageText)
+		fmt.Fprint(stdout, fs.FlagUsages())
+		return nil, errHelp
+	}
+	if err := fromEnv(fs); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q (flags only; see udpd -h)", fs.Arg(0))
+		return nil, fmt.Errorf("unexpected argument %q (udpd takes flags only)", fs.Arg(0))
 	}
 	if err := cfg.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", *level)
@@ -180,4 +219,44 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("--shutdown-timeout %v: must be positive", cfg.drainTimeout)
 	}
 	return cfg, nil
+}
+
+// fromEnv sets every flag that the command line did not give from its
+// UDPD_* variable, if that is set. UDPD_LISTEN is split at commas.
+func fromEnv(fs *pflag.FlagSet) error {
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || notFromEnv[f.Name] {
+			return
+		}
+		v, ok := os.LookupEnv(envName(f.Name))
+		if !ok {
+			return
+		}
+		vals := []string{v}
+		if _, list := f.Value.(listFlag); list {
+			vals = strings.Split(v, ",")
+		}
+		for _, v := range vals {
+			if err := fs.Set(f.Name, strings.TrimSpace(v)); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// singleDash explains a Go-style single-dash long flag (-admin), which
+// GNU-style parsing reads as the short flags -a -d -m …
+func singleDash(fs *pflag.FlagSet, args []string, err error) error {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		name, _, _ := strings.Cut(a, "=")
+		if len(name) > 2 && name[0] == '-' && name[1] != '-' && fs.Lookup(name[1:]) != nil {
+			return fmt.Errorf("%s: udpd's long flags take two dashes (-%s)", name, name)
+		}
+	}
+	return err
 }
