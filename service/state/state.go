@@ -5,7 +5,9 @@
 // content goes to a temporary file in the same directory, which is synced,
 // renamed over the old file, and the directory synced, so after a crash the
 // file holds the old list or the new one, never a mix. The file is created
-// with mode 0600. state never imports gRPC or protobuf.
+// with mode 0600. Open resolves symbolic links once, so the lock and the
+// saves act on the real file; Lock removes the temporary files a killed
+// daemon left. state never imports gRPC or protobuf.
 package state
 
 import (
@@ -17,6 +19,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/udpd/udpd/service/manager"
@@ -36,7 +39,64 @@ type document struct {
 
 // File is a state file.
 type File struct {
+	// Path is where the file is. Open resolves symbolic links in it, so
+	// that saves replace the file a link points to, not the link.
 	Path string
+}
+
+// maxLinks bounds how many symbolic links Open follows, as the kernel does.
+const maxLinks = 40
+
+// Open returns the state file at path, with path made absolute and its
+// symbolic links resolved once, here: the lock and every save then act on
+// the real file, so two daemons that reach one file through two links
+// share one lock, and a save never replaces a link with a plain file. A
+// link to a file that does not exist yet resolves to where that file will
+// be; missing directories are created (mode 0700). A path that exists and
+// is not a regular file is an error.
+func Open(path string) (*File, error) {
+	p, err := resolve(path)
+	if err != nil {
+		return nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	return &File{Path: p}, nil
+}
+
+func resolve(path string) (string, error) {
+	p, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	for range maxLinks {
+		dir := filepath.Dir(p)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", err
+		}
+		if dir, err = filepath.EvalSymlinks(dir); err != nil {
+			return "", err
+		}
+		p = filepath.Join(dir, filepath.Base(p))
+		fi, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return p, nil
+		case err != nil:
+			return "", err
+		case fi.Mode().IsRegular():
+			return p, nil
+		case fi.Mode()&fs.ModeSymlink == 0:
+			return "", fmt.Errorf("%s is not a regular file", p)
+		}
+		target, err := os.Readlink(p)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(dir, target)
+		}
+		p = target
+	}
+	return "", fmt.Errorf("more than %d symbolic links", maxLinks)
 }
 
 var _ manager.Store = (*File)(nil)
@@ -90,6 +150,10 @@ var ErrLocked = errors.New("state file is in use by another udpd")
 // 0600 beside it) for as long as the process holds the returned file, so
 // two daemons never write one state file. Close the result to release it;
 // a crashed process releases it with its descriptors.
+//
+// Holding the lock, it removes the temporary files that saves of this
+// file left behind when their process was killed (.NAME.tmp-DIGITS):
+// no save of this file can be running, so every one of them is stale.
 func (f *File) Lock() (io.Closer, error) {
 	if err := os.MkdirAll(filepath.Dir(f.Path), 0o700); err != nil {
 		return nil, fmt.Errorf("lock state: %w", err)
@@ -105,7 +169,36 @@ func (f *File) Lock() (io.Closer, error) {
 		}
 		return nil, fmt.Errorf("lock state %s: %w", f.Path, err)
 	}
+	if err := f.removeTemps(); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("lock state %s: %w", f.Path, err)
+	}
 	return lf, nil
+}
+
+// tempPrefix starts the names of Save's temporary files; os.CreateTemp
+// puts decimal digits after it.
+func (f *File) tempPrefix() string { return "." + filepath.Base(f.Path) + ".tmp-" }
+
+// removeTemps removes the temporary files of f's saves. Called with the
+// lock held.
+func (f *File) removeTemps() error {
+	dir := filepath.Dir(f.Path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("remove stale temporary files: %w", err)
+	}
+	prefix := f.tempPrefix()
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || rest == "" || strings.Trim(rest, "0123456789") != "" || !e.Type().IsRegular() {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove stale temporary files: %w", err)
+		}
+	}
+	return nil
 }
 
 // Exists reports whether the file is there.
@@ -128,7 +221,7 @@ func (f *File) Save(specs []manager.Spec) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.Path)+".tmp-*")
+	tmp, err := os.CreateTemp(dir, f.tempPrefix()+"*")
 	if err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}

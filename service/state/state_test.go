@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -341,4 +342,119 @@ func TestLockIsExclusive(t *testing.T) {
 		t.Fatalf("Lock after release: %v", err)
 	}
 	again.Close()
+}
+
+// TestOpenResolvesLinks checks that a state file reached through symbolic
+// links is saved in place: the links stay links, the file they point to
+// gets the content, and two links to one file share one lock.
+func TestOpenResolvesLinks(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "data", "state.json")
+	if err := os.MkdirAll(filepath.Dir(real), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// link1 is absolute; link2 is relative and goes through a linked
+	// directory and through link1; missing points at a file not made yet.
+	mustSymlink(t, real, filepath.Join(dir, "link1"))
+	mustSymlink(t, "data", filepath.Join(dir, "datalink"))
+	mustSymlink(t, "../link1", filepath.Join(dir, "data", "link2"))
+	mustSymlink(t, "later.json", filepath.Join(dir, "data", "missing"))
+
+	specs := []manager.Spec{{ID: "a", Address: "127.0.0.1:1"}}
+	for _, tc := range []struct{ path, want string }{
+		{filepath.Join(dir, "link1"), real},
+		{filepath.Join(dir, "datalink", "link2"), real},
+		{filepath.Join(dir, "data", "missing"), filepath.Join(dir, "data", "later.json")},
+		{filepath.Join(dir, "new", "dir", "state.json"), filepath.Join(dir, "new", "dir", "state.json")},
+	} {
+		f, err := state.Open(tc.path)
+		if err != nil {
+			t.Fatalf("Open(%s): %v", tc.path, err)
+		}
+		if f.Path != tc.want {
+			t.Errorf("Open(%s).Path: got %s, want %s", tc.path, f.Path, tc.want)
+		}
+		if err := f.Save(specs); err != nil {
+			t.Fatalf("Save through %s: %v", tc.path, err)
+		}
+		if got, err := (&state.File{Path: tc.want}).Load(); err != nil || !cmp.Equal(got, specs) {
+			t.Errorf("Load(%s) after a save through %s: got %v, %v, want %v", tc.want, tc.path, got, err, specs)
+		}
+	}
+	for _, link := range []string{"link1", "datalink", "data/link2", "data/missing"} {
+		if fi, err := os.Lstat(filepath.Join(dir, link)); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			t.Errorf("%s after saves: got %v, %v, want a symbolic link still", link, fi.Mode(), err)
+		}
+	}
+
+	f1, err := state.Open(filepath.Join(dir, "link1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f2, err := state.Open(filepath.Join(dir, "datalink", "link2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := f1.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if _, err := f2.Lock(); !errors.Is(err, state.ErrLocked) {
+		t.Errorf("Lock through a second link: got %v, want %v", err, state.ErrLocked)
+	}
+}
+
+func TestOpenRefuses(t *testing.T) {
+	dir := t.TempDir()
+	mustSymlink(t, "loop2", filepath.Join(dir, "loop1"))
+	mustSymlink(t, "loop1", filepath.Join(dir, "loop2"))
+	for _, path := range []string{dir, filepath.Join(dir, "loop1")} {
+		if f, err := state.Open(path); err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("Open(%s): got %+v, %v, want an error naming it", path, f, err)
+		}
+	}
+}
+
+// TestLockRemovesStaleTemps checks that taking the lock removes what a
+// killed daemon's save left, and nothing else.
+func TestLockRemovesStaleTemps(t *testing.T) {
+	f := newFile(t)
+	if err := f.Save([]manager.Spec{{ID: "a", Address: "127.0.0.1:1"}}); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(f.Path)
+	stale := []string{".state.json.tmp-1", ".state.json.tmp-4294967295"}
+	keep := []string{
+		".other.json.tmp-1",      // another state file's
+		".state.json.tmp-backup", // not made by Save
+		".state.json.tmp-",
+		"state.json",
+		"state.json.lock",
+	}
+	for _, name := range append(slices.Clone(stale), keep[:len(keep)-2]...) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("{"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lock, err := f.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	want := slices.Clone(keep)
+	slices.Sort(want)
+	if got := dirNames(t, dir); !cmp.Equal(got, want) {
+		t.Errorf("directory after Lock: got %v, want %v", got, want)
+	}
+	if _, err := f.Load(); err != nil {
+		t.Errorf("Load after Lock: %v", err)
+	}
+}
+
+func mustSymlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -114,8 +114,13 @@ func adminTLS(cfg *config) (*tls.Config, error) {
 	return tc, nil
 }
 
-// adminToken reads the bearer token file: one line, surrounding space
-// trimmed. The file should be private to the user (it is a password).
+// adminToken reads the bearer token file. It must hold exactly one token
+// of printable ASCII with no spaces, which is what an "authorization:
+// Bearer TOKEN" header can carry, optionally followed by one line end.
+// Anything else (two lines, spaces, control or non-ASCII bytes, nothing)
+// is an error naming the file: a token that no client can send would lock
+// every client out of a daemon that seems to run. The file should be
+// private to the user (it is a password).
 func adminToken(path string) (string, error) {
 	if path == "" {
 		return "", nil
@@ -124,9 +129,17 @@ func adminToken(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("--admin-token-file: %w", err)
 	}
-	tok := strings.TrimSpace(string(b))
+	tok := string(b)
+	if t, ok := strings.CutSuffix(tok, "\n"); ok {
+		tok = strings.TrimSuffix(t, "\r")
+	}
 	if tok == "" {
 		return "", fmt.Errorf("--admin-token-file %s is empty", path)
+	}
+	for i := 0; i < len(tok); i++ {
+		if c := tok[i]; c <= ' ' || c > '~' {
+			return "", fmt.Errorf("--admin-token-file %s: byte %d is %q: want one token of printable ASCII without spaces, on one line", path, i, c)
+		}
 	}
 	return tok, nil
 }

@@ -126,7 +126,9 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *daemon, err e
 		LoopPorts:    cfg.loopPortList,
 	}
 	if cfg.statePath != "" {
-		store = &state.File{Path: cfg.statePath}
+		if store, err = state.Open(cfg.statePath); err != nil {
+			return nil, err
+		}
 		opts.Store = store
 		// One daemon per state file: a second would overwrite the first's.
 		lock, err := store.Lock()
