@@ -39,6 +39,7 @@ func toStatus(err error) error {
 		{manager.ErrNoResources, codes.ResourceExhausted, "OUT_OF_RESOURCES"},
 		{manager.ErrStateSave, codes.Unavailable, "STATE_SAVE_FAILED"},
 		{manager.ErrClosed, codes.Unavailable, "SHUTTING_DOWN"},
+		{manager.ErrUpgrading, codes.Unavailable, "UPGRADING"},
 		{context.DeadlineExceeded, codes.DeadlineExceeded, "DEADLINE_EXCEEDED"},
 		{context.Canceled, codes.Canceled, "CANCELED"},
 	} {

@@ -31,6 +31,7 @@ func TestToStatus(t *testing.T) {
 		{manager.ErrNoResources, codes.ResourceExhausted, "OUT_OF_RESOURCES"},
 		{manager.ErrStateSave, codes.Unavailable, "STATE_SAVE_FAILED"},
 		{manager.ErrClosed, codes.Unavailable, "SHUTTING_DOWN"},
+		{manager.ErrUpgrading, codes.Unavailable, "UPGRADING"},
 		{fmt.Errorf("something else"), codes.Internal, "INTERNAL"},
 	} {
 		st := status.Convert(toStatus(fmt.Errorf("start %q: %w", "x", tc.err)))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -76,19 +77,24 @@ func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
+	return build(conns, bound, batch, cfg.Policy)
+}
+
+// build makes a Listener of bound sockets, one per worker.
+func build(conns []*net.UDPConn, bound netip.AddrPort, batch int, policy Policy) (*Listener, error) {
 	l := &Listener{
 		addr:       bound,
 		start:      time.Now(),
 		maxPayload: MaxPayloadIPv4,
-		policy:     cfg.Policy,
+		policy:     policy,
 		done:       make(chan struct{}),
 	}
 	if bound.Addr().Is6() && !bound.Addr().Is4In6() {
 		l.maxPayload = MaxPayloadIPv6
 	}
 	var limiter *ratelimit.Shared // one limit per source network, whichever worker reads it
-	if cfg.Policy.RateLimit.Enabled() {
-		limiter = ratelimit.NewShared(cfg.Policy.RateLimit)
+	if policy.RateLimit.Enabled() {
+		limiter = ratelimit.NewShared(policy.RateLimit)
 	}
 	for _, c := range conns {
 		w, err := newWorker(l, c, batch, limiter)
@@ -96,7 +102,7 @@ func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 			for _, c := range conns {
 				c.Close()
 			}
-			return nil, fmt.Errorf("listen %v: %w", cfg.Addr, err)
+			return nil, fmt.Errorf("listen %v: %w", bound, err)
 		}
 		l.workers = append(l.workers, w)
 	}

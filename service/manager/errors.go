@@ -19,6 +19,7 @@ var (
 	ErrNoResources         = errors.New("out of system resources")
 	ErrStateSave           = errors.New("saving state failed")
 	ErrClosed              = errors.New("manager is shutting down")
+	ErrUpgrading           = errors.New("udpd is handing over to a new process")
 )
 
 // FieldError says which field of a request is wrong and why. It wraps one

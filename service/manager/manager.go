@@ -103,6 +103,7 @@ type Manager struct {
 	requests map[string]string   // request id → listener id
 	reqOrder []string
 	closed   bool
+	frozen   bool               // a hand-over to a new process is under way
 	loops    listener.LoopGuard // sources never answered, shared by every listener
 
 	wg sync.WaitGroup // Serve goroutines
@@ -195,8 +196,8 @@ func (m *Manager) startOne(ctx context.Context, spec Spec, requestID string, sav
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed {
-		return Listener{}, ErrClosed
+	if err := m.changeErr(); err != nil {
+		return Listener{}, err
 	}
 	if id, ok := m.requests[requestID]; ok && requestID != "" {
 		if e, ok := m.byID[id]; ok {
@@ -275,10 +276,10 @@ func (m *Manager) Stop(ctx context.Context, id string, drain time.Duration) (Lis
 	}
 	m.mu.Lock()
 	e, ok := m.byID[id]
-	if closed := m.closed; !ok || closed {
+	if err := m.changeErr(); !ok || err != nil {
 		m.mu.Unlock()
-		if closed {
-			return Listener{}, ErrClosed
+		if err != nil {
+			return Listener{}, err
 		}
 		return Listener{}, fmt.Errorf("stop %q: %w", id, ErrNotFound)
 	}
@@ -321,9 +322,9 @@ func (m *Manager) Rebind(ctx context.Context, id, address string, drain time.Dur
 		return Listener{}, err
 	}
 	m.mu.Lock()
-	if m.closed {
+	if err := m.changeErr(); err != nil {
 		m.mu.Unlock()
-		return Listener{}, ErrClosed
+		return Listener{}, err
 	}
 	e, ok := m.byID[id]
 	if !ok {
@@ -486,6 +487,18 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	// Every socket is closed now, so the Serve goroutines end at once.
 	m.wg.Wait()
 	return errors.Join(errs...)
+}
+
+// changeErr says why no change is accepted now, if none is; called with
+// m.mu held.
+func (m *Manager) changeErr() error {
+	switch {
+	case m.closed:
+		return ErrClosed
+	case m.frozen:
+		return ErrUpgrading
+	}
+	return nil
 }
 
 // listen binds addr for spec and classifies a failure.
