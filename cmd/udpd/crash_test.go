@@ -26,14 +26,8 @@ import (
 // restarts it with --resume and checks that every acknowledged change is
 // there. The one change in flight at the kill may or may not be.
 func TestKillNineLosesNoAcknowledgedChange(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and kills real processes")
-	}
+	bin := udpdBinary(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "udpd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	statePath := filepath.Join(dir, "state.json")
 	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
 	want := map[string]bool{} // ids acknowledged as running

@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -14,8 +15,11 @@ import (
 // Adopted is a listener whose sockets another process bound: systemd
 // (socket activation) or the udpd that handed over to this one.
 type Adopted struct {
-	Spec     Spec
-	Listener *listener.Listener
+	Spec Spec
+	// Files are the sockets, one per worker, all bound to one address
+	// (Spec.Address should say it). Adopt duplicates them: the caller
+	// closes them.
+	Files []*os.File
 	// Generation, Created and Bound carry on from the process that handed
 	// the listener over; zero values mean 1 and now.
 	Generation     uint64
@@ -24,8 +28,8 @@ type Adopted struct {
 
 // Adopt registers and serves listeners made of inherited sockets. It saves
 // nothing: the caller saves (Restore does) or the state file already
-// holds them. If one cannot be adopted (a bad spec, an id or address
-// taken) none is, and the caller still owns every listener.
+// holds them. If one cannot be adopted (a bad spec or socket, an id or
+// address taken) none is.
 func (m *Manager) Adopt(as []Adopted) ([]Listener, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -40,23 +44,36 @@ func (m *Manager) Adopt(as []Adopted) ([]Listener, error) {
 		if err := ValidateID(a.Spec.ID); err != nil {
 			return nil, fmt.Errorf("adopt: %w", err)
 		}
-		addr, err := ValidateSpec(a.Spec)
-		if err != nil {
+		if _, err := ValidateSpec(a.Spec); err != nil {
 			return nil, fmt.Errorf("adopt %q: %w", a.Spec.ID, err)
 		}
 		if _, taken := m.byID[a.Spec.ID]; taken || seen[a.Spec.ID] {
 			return nil, fmt.Errorf("adopt %q: %w", a.Spec.ID, ErrAlreadyExists)
 		}
 		seen[a.Spec.ID] = true
-		if other := m.onAddress(addr); other != nil {
-			return nil, fmt.Errorf("adopt %q on %s: listener %q holds it: %w", a.Spec.ID, addr, other.spec.ID, ErrAddressInUse)
+	}
+	ls := make([]*listener.Listener, 0, len(as))
+	fail := func(err error) ([]Listener, error) {
+		for _, l := range ls {
+			l.Close()
+		}
+		return nil, err
+	}
+	for _, a := range as {
+		l, err := listener.FromFiles(a.Files, listener.Config{Policy: m.limits(a.Spec).policy(&m.loops)})
+		if err != nil {
+			return fail(fmt.Errorf("adopt %q: %w", a.Spec.ID, err))
+		}
+		ls = append(ls, l)
+		if other := m.onAddress(l.Addr()); other != nil {
+			return fail(fmt.Errorf("adopt %q on %s: listener %q holds it: %w", a.Spec.ID, l.Addr(), other.spec.ID, ErrAddressInUse))
 		}
 	}
 	now := time.Now()
 	out := make([]Listener, 0, len(as))
-	for _, a := range as {
+	for i, a := range as {
 		addr, _ := ParseAddress(a.Spec.Address)
-		e := &entry{spec: a.Spec, addr: addr, cur: a.Listener, groups: []*listener.Listener{a.Listener},
+		e := &entry{spec: a.Spec, addr: addr, cur: ls[i], groups: []*listener.Listener{ls[i]},
 			gen: max(a.Generation, 1), created: a.Created, bound: a.Bound}
 		if e.created.IsZero() {
 			e.created = now
@@ -68,9 +85,9 @@ func (m *Manager) Adopt(as []Adopted) ([]Listener, error) {
 		out = append(out, m.describe(e))
 	}
 	m.updateLoops()
-	for _, a := range as {
-		m.serve(a.Listener)
-		m.log.Info("listener adopted", "id", a.Spec.ID, "address", a.Listener.Addr().String(), "workers", a.Listener.Workers())
+	for i, a := range as {
+		m.serve(ls[i])
+		m.log.Info("listener adopted", "id", a.Spec.ID, "address", ls[i].Addr().String(), "workers", ls[i].Workers())
 	}
 	return out, nil
 }

@@ -68,11 +68,7 @@ func TestHandOverKeepsIdsGenerationsAndTotals(t *testing.T) {
 	next := newManager(t, manager.Options{})
 	var adopt []manager.Adopted
 	for _, h := range handed {
-		l, err := listener.FromFiles(dupFiles(t, h.Listener), listener.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		adopt = append(adopt, manager.Adopted{Spec: h.Spec, Listener: l, Generation: h.Generation, Created: h.Created, Bound: h.Bound})
+		adopt = append(adopt, manager.Adopted{Spec: h.Spec, Files: dupFiles(t, h.Listener), Generation: h.Generation, Created: h.Created, Bound: h.Bound})
 	}
 	if _, err := next.Adopt(adopt); err != nil {
 		t.Fatalf("Adopt: %v", err)
@@ -135,7 +131,7 @@ func TestThawAcceptsChangesAgain(t *testing.T) {
 	mustEcho(t, l.BoundAddress, "b")
 }
 
-func TestAdoptRefusesATakenId(t *testing.T) {
+func TestAdoptRefusesATakenIdOrAddress(t *testing.T) {
 	m := newManager(t, manager.Options{})
 	start(t, m, manager.Spec{ID: "a", Address: "127.0.0.1:0"})
 	l, err := listener.Listen(ctx(t), listener.Config{Addr: netip.MustParseAddrPort("127.0.0.1:0"), Workers: 1})
@@ -143,7 +139,16 @@ func TestAdoptRefusesATakenId(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	if _, err := m.Adopt([]manager.Adopted{{Spec: manager.Spec{ID: "a", Address: l.Addr().String()}, Listener: l}}); !errors.Is(err, manager.ErrAlreadyExists) {
+	if _, err := m.Adopt([]manager.Adopted{{Spec: manager.Spec{ID: "a", Address: l.Addr().String()}, Files: dupFiles(t, l)}}); !errors.Is(err, manager.ErrAlreadyExists) {
 		t.Errorf("Adopt of a taken id: %v, want ErrAlreadyExists", err)
+	}
+	// Another id on sockets of a's own address.
+	handed, err := m.Freeze(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Thaw()
+	if _, err := m.Adopt([]manager.Adopted{{Spec: manager.Spec{ID: "c", Address: handed[0].Listener.Addr().String()}, Files: dupFiles(t, handed[0].Listener)}}); !errors.Is(err, manager.ErrAddressInUse) {
+		t.Errorf("Adopt of a held address: %v, want ErrAddressInUse", err)
 	}
 }

@@ -138,10 +138,17 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *daemon, err e
 		d.lock = lock
 		cleanup = append(cleanup, func() { lock.Close() })
 	}
+	resumed := cfg.resume && store != nil && store.Exists()
 	specs, err := initialSpecs(cfg, store, log)
 	if err != nil {
 		return nil, err
 	}
+	adopted, actFiles, err := activatedListeners()
+	if err != nil {
+		return nil, err
+	}
+	defer closeFiles(actFiles) // the listeners hold duplicates
+	specs = mergeActivated(adopted, specs, !cfg.listenGiven && !resumed, log)
 
 	// Bind the admin API (and metrics) before touching the state file, so
 	// a daemon that cannot serve them changes nothing.
@@ -169,10 +176,15 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *daemon, err e
 		defer cancel()
 		d.m.Shutdown(sctx)
 	})
-	d.started, err = d.m.Restore(ctx, specs)
+	d.started, err = d.m.Adopt(adopted)
 	if err != nil {
 		return nil, err
 	}
+	restored, err := d.m.Restore(ctx, specs)
+	if err != nil {
+		return nil, err
+	}
+	d.started = append(d.started, restored...)
 
 	d.srv = admin.NewServer(d.m, aopts)
 	d.served = make(chan error, 1)

@@ -6,29 +6,14 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/udpd/udpd/service/manager"
 )
 
 // TestSystemdUnit keeps deploy/udpd.service honest: its ExecStart must
 // parse with udpd's own flags, and the hardening it promises must be there.
 func TestSystemdUnit(t *testing.T) {
-	f, err := os.Open("../../../deploy/udpd.service")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	settings := map[string][]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' || line[0] == '[' {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			t.Fatalf("unit line %q is not key=value", line)
-		}
-		settings[k] = append(settings[k], v)
-	}
+	settings := unitSettings(t, "../../../deploy/udpd.service")
 	exec := strings.Fields(settings["ExecStart"][0])
 	if exec[0] != "/usr/local/bin/udpd" {
 		t.Errorf("ExecStart runs %q, want /usr/local/bin/udpd", exec[0])
@@ -50,4 +35,55 @@ func TestSystemdUnit(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
 	}
+}
+
+// TestSocketUnit keeps deploy/udpd.socket honest: every ListenDatagram= is
+// an address udpd accepts, and FileDescriptorName= is a listener id.
+func TestSocketUnit(t *testing.T) {
+	settings := unitSettings(t, "../../../deploy/udpd.socket")
+	listen := settings["ListenDatagram"]
+	if len(listen) == 0 {
+		t.Fatal("no ListenDatagram= line")
+	}
+	for _, l := range listen {
+		if _, err := manager.ParseAddress(l); err != nil {
+			t.Errorf("ListenDatagram=%s: %v", l, err)
+		}
+	}
+	names := settings["FileDescriptorName"]
+	if len(names) != 1 {
+		t.Fatalf("FileDescriptorName = %q, want one", names)
+	}
+	if err := manager.ValidateID(names[0]); err != nil {
+		t.Errorf("FileDescriptorName=%s is not a listener id: %v", names[0], err)
+	}
+	for _, k := range []string{"Accept", "ListenStream"} {
+		if v, ok := settings[k]; ok {
+			t.Errorf("%s = %q: udpd takes datagram sockets only, without Accept", k, v)
+		}
+	}
+}
+
+// unitSettings reads a systemd unit file into key → values.
+func unitSettings(t *testing.T, path string) map[string][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	settings := map[string][]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' || line[0] == '[' {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Fatalf("%s: line %q is not key=value", path, line)
+		}
+		settings[k] = append(settings[k], v)
+	}
+	return settings
 }
