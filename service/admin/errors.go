@@ -10,12 +10,13 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/udpd/udpd/service/manager"
+	"github.com/udpd/udpd/service/sampler"
 )
 
 // errorDomain is the ErrorInfo domain of every error udpd returns.
 const errorDomain = "udpd.admin.v1"
 
-// toStatus maps a manager error to a gRPC status with an ErrorInfo (and a
+// toStatus maps a manager (or sampler) error to a gRPC status with an ErrorInfo (and a
 // BadRequest for a bad field). It is the only place that does.
 func toStatus(err error) error {
 	if err == nil {
@@ -40,6 +41,8 @@ func toStatus(err error) error {
 		{manager.ErrStateSave, codes.Unavailable, "STATE_SAVE_FAILED"},
 		{manager.ErrClosed, codes.Unavailable, "SHUTTING_DOWN"},
 		{manager.ErrUpgrading, codes.Unavailable, "UPGRADING"},
+		{sampler.ErrTooManyWatchers, codes.ResourceExhausted, "WATCHER_QUOTA_EXCEEDED"},
+		{sampler.ErrStopped, codes.Unavailable, "SHUTTING_DOWN"},
 		{context.DeadlineExceeded, codes.DeadlineExceeded, "DEADLINE_EXCEEDED"},
 		{context.Canceled, codes.Canceled, "CANCELED"},
 	} {

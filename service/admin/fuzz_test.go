@@ -13,6 +13,7 @@ import (
 	adminv1 "github.com/udpd/udpd/gen/udpd/admin/v1"
 	"github.com/udpd/udpd/service/admin"
 	"github.com/udpd/udpd/service/manager"
+	"github.com/udpd/udpd/service/sampler"
 )
 
 // FuzzRequestValidation sends requests of any shape to the service in
@@ -27,7 +28,7 @@ func FuzzRequestValidation(f *testing.F) {
 	f.Add("x", "localhost:0", uint32(2), 10.0, uint32(5), 1.0, int64(1e9))
 	f.Add("\x00", "foo:bar", uint32(0), 0.0, uint32(0), 0.0, int64(0))
 	m := manager.New(manager.Options{})
-	svc := admin.NewService(m, make(chan struct{}))
+	svc := admin.NewService(m, sampler.New(m, sampler.Options{}), make(chan struct{}))
 	f.Fuzz(func(t *testing.T, id, address string, workers uint32, rate float64, burst uint32, ratio float64, drainNanos int64) {
 		ctx := context.Background()
 		limits := &adminv1.Limits{PerSecond: rate, Burst: burst, MaxReplyRatio: ratio}

@@ -26,6 +26,7 @@ import (
 
 	adminv1 "github.com/udpd/udpd/gen/udpd/admin/v1"
 	"github.com/udpd/udpd/service/manager"
+	"github.com/udpd/udpd/service/sampler"
 )
 
 // Options configure a Server.
@@ -43,16 +44,21 @@ type Options struct {
 	// say).
 	Unary  []grpc.UnaryServerInterceptor
 	Stream []grpc.StreamServerInterceptor
+	// Sampler, when set, is the running sampler WatchStats streams share
+	// (the daemon's, which also feeds the status page). Without one,
+	// the server runs its own, with the default watcher cap, until Stop.
+	Sampler *sampler.Sampler
 }
 
 // Server is the admin gRPC server: the ListenerService, grpc.health.v1
 // (SERVING until shutdown) and server reflection (v1 and v1alpha, so
 // grpcurl needs no proto files), behind logging and recovery interceptors.
 type Server struct {
-	grpc     *grpc.Server
-	health   *health.Server
-	done     chan struct{}
-	doneOnce sync.Once
+	grpc        *grpc.Server
+	health      *health.Server
+	done        chan struct{}
+	doneOnce    sync.Once
+	stopSampler context.CancelFunc // ends the server's own sampler
 }
 
 // NewServer builds the admin server over m.
@@ -83,8 +89,15 @@ func NewServer(m *manager.Manager, opts Options) *Server {
 		sopts = append(sopts, grpc.Creds(credentials.NewTLS(opts.TLS)))
 	}
 	g := grpc.NewServer(sopts...)
-	s := &Server{grpc: g, health: health.NewServer(), done: make(chan struct{})}
-	NewService(m, s.done).Register(g)
+	s := &Server{grpc: g, health: health.NewServer(), done: make(chan struct{}), stopSampler: func() {}}
+	smp := opts.Sampler
+	if smp == nil {
+		var ctx context.Context
+		ctx, s.stopSampler = context.WithCancel(context.Background())
+		smp = sampler.New(m, sampler.Options{})
+		go smp.Run(ctx)
+	}
+	NewService(m, smp, s.done).Register(g)
 	healthpb.RegisterHealthServer(g, s.health)
 	s.health.SetServingStatus(adminv1.ListenerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(g)
@@ -140,4 +153,5 @@ func (s *Server) Stop(timeout time.Duration) {
 	t := time.AfterFunc(timeout, s.grpc.Stop)
 	defer t.Stop()
 	s.grpc.GracefulStop()
+	s.stopSampler()
 }

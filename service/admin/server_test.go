@@ -138,7 +138,7 @@ func TestRecovery(t *testing.T) {
 	if msg := status.Convert(err).Message(); msg != "internal error" {
 		t.Errorf("message: got %q, want %q (no panic details for clients)", msg, "internal error")
 	}
-	stream, err := e.client.WatchStats(ctx(t), &adminv1.WatchStatsRequest{})
+	stream, err := e.client.WatchStats(ctx(t), &adminv1.WatchStatsRequest{ListenerId: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}

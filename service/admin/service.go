@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -15,6 +17,7 @@ import (
 
 	adminv1 "github.com/udpd/udpd/gen/udpd/admin/v1"
 	"github.com/udpd/udpd/service/manager"
+	"github.com/udpd/udpd/service/sampler"
 )
 
 // Page sizes and watch intervals.
@@ -30,15 +33,20 @@ const (
 type Service struct {
 	adminv1.UnimplementedListenerServiceServer
 	m    *manager.Manager
-	done <-chan struct{} // closed when the daemon shuts down: ends WatchStats
+	smp  *sampler.Sampler // shares one reading per tick among WatchStats streams
+	done <-chan struct{}  // closed when the daemon shuts down: ends WatchStats
+
+	watchMu   sync.Mutex
+	watchSnap *manager.Snapshot           // the last snapshot converted for all listeners
+	watchResp *adminv1.WatchStatsResponse // its conversion, shared by the streams
 }
 
 var _ adminv1.ListenerServiceServer = (*Service)(nil)
 
-// NewService returns the service; closing done ends every WatchStats stream
-// with UNAVAILABLE.
-func NewService(m *manager.Manager, done <-chan struct{}) *Service {
-	return &Service{m: m, done: done}
+// NewService returns the service; WatchStats streams read smp (which
+// must be running), and closing done ends them with UNAVAILABLE.
+func NewService(m *manager.Manager, smp *sampler.Sampler, done <-chan struct{}) *Service {
+	return &Service{m: m, smp: smp, done: done}
 }
 
 // Register registers the service on g.
@@ -159,10 +167,13 @@ func (s *Service) GetStats(_ context.Context, req *adminv1.GetStatsRequest) (*ad
 	}, nil
 }
 
-// WatchStats implements adminv1.ListenerServiceServer: a snapshot at once,
-// then one per interval. The manager is only read when a snapshot is due.
+// WatchStats implements adminv1.ListenerServiceServer: a snapshot at the
+// sampler's next tick, then one per interval. Every stream shares the
+// sampler's readings (one per tick, however many streams) and, when it
+// watches every listener, their conversion to protobuf.
 func (s *Service) WatchStats(req *adminv1.WatchStatsRequest, stream grpc.ServerStreamingServer[adminv1.WatchStatsResponse]) error {
-	if err := validateOptionalID(req.GetListenerId()); err != nil {
+	id := req.GetListenerId()
+	if err := validateOptionalID(id); err != nil {
 		return err
 	}
 	interval := defaultInterval
@@ -172,29 +183,66 @@ func (s *Service) WatchStats(req *adminv1.WatchStatsRequest, stream grpc.ServerS
 		}
 		interval = min(max(d.AsDuration(), minInterval), maxInterval)
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		now := time.Now()
-		total, per, err := s.m.Stats(req.GetListenerId())
-		if err != nil {
+	if id != "" {
+		if _, err := s.m.Get(id); err != nil {
 			return toStatus(err)
 		}
-		if err := stream.Send(&adminv1.WatchStatsResponse{
-			Time:      timestamppb.New(now),
-			Total:     statsToProto(total),
-			Listeners: perListenerToProto(per),
-		}); err != nil {
-			return err
-		}
+	}
+	w, err := s.smp.Watch(interval)
+	if err != nil {
+		return toStatus(err)
+	}
+	defer w.Close()
+	for {
 		select {
-		case <-t.C:
+		case snap, ok := <-w.C():
+			if !ok {
+				return toStatus(fmt.Errorf("watch: %w", sampler.ErrStopped))
+			}
+			resp, err := s.watchResponse(snap, id)
+			if err != nil {
+				return toStatus(err)
+			}
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
 		case <-stream.Context().Done():
 			return status.FromContextError(stream.Context().Err()).Err()
 		case <-s.done:
 			return withDetails(codes.Unavailable, "SHUTTING_DOWN", errors.New("udpd is shutting down"))
 		}
 	}
+}
+
+// watchResponse converts snap for a stream watching listener id (all when
+// empty). The conversion for all listeners is made once per snapshot and
+// shared: streams only read it.
+func (s *Service) watchResponse(snap *manager.Snapshot, id string) (*adminv1.WatchStatsResponse, error) {
+	if id != "" {
+		l, ok := snap.Listener(id)
+		if !ok {
+			return nil, fmt.Errorf("stats %q: %w", id, manager.ErrNotFound)
+		}
+		return &adminv1.WatchStatsResponse{
+			Time:      timestamppb.New(snap.Time),
+			Total:     statsToProto(snap.Total),
+			Listeners: []*adminv1.ListenerStats{{ListenerId: l.ID, Stats: statsToProto(l.Stats)}},
+		}, nil
+	}
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	if s.watchSnap != snap {
+		resp := &adminv1.WatchStatsResponse{
+			Time:      timestamppb.New(snap.Time),
+			Total:     statsToProto(snap.Total),
+			Listeners: make([]*adminv1.ListenerStats, len(snap.Listeners)),
+		}
+		for i, l := range snap.Listeners {
+			resp.Listeners[i] = &adminv1.ListenerStats{ListenerId: l.ID, Stats: statsToProto(l.Stats)}
+		}
+		s.watchSnap, s.watchResp = snap, resp
+	}
+	return s.watchResp, nil
 }
 
 func duration(field string, d *durationpb.Duration) (time.Duration, error) {

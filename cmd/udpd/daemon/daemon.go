@@ -21,8 +21,12 @@ import (
 	"github.com/udpd/udpd/cmd/internal/buildinfo"
 	"github.com/udpd/udpd/service/admin"
 	"github.com/udpd/udpd/service/manager"
+	"github.com/udpd/udpd/service/sampler"
 	"github.com/udpd/udpd/service/state"
 )
+
+// statusHistory is how far back the status page's charts go.
+const statusHistory = 15 * time.Minute
 
 // Exit codes.
 const (
@@ -86,9 +90,12 @@ type daemon struct {
 	cfg     *config
 	log     *slog.Logger
 	m       *manager.Manager
+	smp     *sampler.Sampler // shared counter readings: WatchStats, the status page
 	srv     *admin.Server
 	metrics *metricsServer // nil without --metrics
 	lock    io.Closer      // the state file's lock, nil without --state
+
+	stopSampler context.CancelFunc
 
 	adminAddr   string             // as udpctl --admin takes it
 	metricsAddr string             // "" without --metrics
@@ -158,7 +165,18 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *daemon, err e
 	}
 	cleanup = append(cleanup, func() { lis.Close() })
 	d.m = manager.New(opts)
-	aopts := admin.Options{Logger: log, TLS: tlsCfg, Token: token}
+	// One sampler reads the counters for every WatchStats stream and
+	// keeps the status page's history.
+	sopts := sampler.Options{MaxWatchers: cfg.maxWatchers}
+	if cfg.metrics != "" {
+		sopts.History = statusHistory
+	}
+	d.smp = sampler.New(d.m, sopts)
+	sctx, stopSampler := context.WithCancel(context.WithoutCancel(ctx))
+	d.stopSampler = stopSampler
+	cleanup = append(cleanup, stopSampler)
+	go d.smp.Run(sctx)
+	aopts := admin.Options{Logger: log, TLS: tlsCfg, Token: token, Sampler: d.smp}
 	if cfg.metrics != "" {
 		ms := newMetrics(d.m)
 		if err := ms.listen(cfg.metrics, metricsTLS(tlsCfg), cfg.metricsInsecure); err != nil {
@@ -224,7 +242,8 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *daemon, err e
 //     then closes (the saved configuration is kept for --resume);
 //  3. the admin server finishes running calls (GracefulStop) with what is
 //     left of the deadline, then closes whatever is left (Stop);
-//  4. the metrics server closes and the state file's lock is released.
+//  4. the sampler stops, the metrics server closes and the state file's
+//     lock is released.
 func (d *daemon) shutdown(ctx context.Context) error {
 	sdNotify("STOPPING=1")
 	deadline := time.Now().Add(d.cfg.drainTimeout)
@@ -235,6 +254,7 @@ func (d *daemon) shutdown(ctx context.Context) error {
 	// Running admin calls get what is left of the same deadline (a
 	// moment at least).
 	d.srv.Stop(max(time.Until(deadline), 100*time.Millisecond))
+	d.stopSampler()
 	if d.metrics != nil {
 		d.metrics.http.Close()
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/udpd/udpd/service/manager"
+	"github.com/udpd/udpd/service/sampler"
 )
 
 // config is what the command line says.
@@ -24,6 +25,7 @@ type config struct {
 	resume       bool
 	workers      int
 	maxListeners int
+	maxWatchers  int
 	drainTimeout time.Duration
 	logLevel     slog.Level
 	logFormat    string
@@ -154,6 +156,7 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.BoolVar(&cfg.resume, "resume", false, "start the listeners saved in --state instead of --listen")
 	fs.IntVar(&cfg.workers, "workers", 0, "sockets (and goroutines) per listener; 0 means one per CPU")
 	fs.IntVar(&cfg.maxListeners, "max-listeners", manager.DefaultMaxListeners, "most listeners at once")
+	fs.IntVar(&cfg.maxWatchers, "max-watchers", sampler.DefaultMaxWatchers, "most WatchStats streams at once (udpctl stats --watch); the next gets RESOURCE_EXHAUSTED")
 	fs.DurationVar(&cfg.drainTimeout, "shutdown-timeout", 5*time.Second, "on SIGINT/SIGTERM, how long to answer queued datagrams and finish admin calls")
 	fs.Float64Var(&cfg.rateLimit, "rate-limit", 0, "answer at most this many datagrams a second per source network (/24, /56) per listener; 0 means no limit")
 	fs.IntVar(&cfg.rateBurst, "rate-burst", 0, "datagrams a source network may have answered at once (0: the --rate-limit)")
@@ -214,6 +217,9 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	}
 	if cfg.maxListeners < 1 {
 		return nil, fmt.Errorf("--max-listeners %d: must be at least 1", cfg.maxListeners)
+	}
+	if cfg.maxWatchers < 1 {
+		return nil, fmt.Errorf("--max-watchers %d: must be at least 1", cfg.maxWatchers)
 	}
 	if cfg.drainTimeout <= 0 {
 		return nil, fmt.Errorf("--shutdown-timeout %v: must be positive", cfg.drainTimeout)

@@ -1184,7 +1184,8 @@ type WatchStatsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// listener_id selects one listener; empty means all of them.
 	ListenerId string `protobuf:"bytes,1,opt,name=listener_id,json=listenerId,proto3" json:"listener_id,omitempty"`
-	// interval between snapshots (default 1s, from 100ms to 1h).
+	// interval between snapshots (default 1s, from 100ms to 1h, rounded to
+	// 100ms).
 	Interval      *durationpb.Duration `protobuf:"bytes,2,opt,name=interval,proto3" json:"interval,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -66,9 +66,11 @@ type ListenerServiceClient interface {
 	// GetStats returns the counters of one listener, or of all listeners and
 	// the daemon totals when listener_id is empty.
 	GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*GetStatsResponse, error)
-	// WatchStats sends a snapshot at once and then one per interval, until the
-	// client cancels, the watched listener is stopped (NOT_FOUND) or the
-	// daemon shuts down (UNAVAILABLE).
+	// WatchStats sends a snapshot at the next 100 ms tick and then one per
+	// interval, until the client cancels, the watched listener is stopped
+	// (NOT_FOUND) or the daemon shuts down (UNAVAILABLE). Streams share the
+	// daemon's counter readings; at most --max-watchers run at once
+	// (RESOURCE_EXHAUSTED, reason WATCHER_QUOTA_EXCEEDED, beyond).
 	WatchStats(ctx context.Context, in *WatchStatsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchStatsResponse], error)
 }
 
@@ -197,9 +199,11 @@ type ListenerServiceServer interface {
 	// GetStats returns the counters of one listener, or of all listeners and
 	// the daemon totals when listener_id is empty.
 	GetStats(context.Context, *GetStatsRequest) (*GetStatsResponse, error)
-	// WatchStats sends a snapshot at once and then one per interval, until the
-	// client cancels, the watched listener is stopped (NOT_FOUND) or the
-	// daemon shuts down (UNAVAILABLE).
+	// WatchStats sends a snapshot at the next 100 ms tick and then one per
+	// interval, until the client cancels, the watched listener is stopped
+	// (NOT_FOUND) or the daemon shuts down (UNAVAILABLE). Streams share the
+	// daemon's counter readings; at most --max-watchers run at once
+	// (RESOURCE_EXHAUSTED, reason WATCHER_QUOTA_EXCEEDED, beyond).
 	WatchStats(*WatchStatsRequest, grpc.ServerStreamingServer[WatchStatsResponse]) error
 	mustEmbedUnimplementedListenerServiceServer()
 }

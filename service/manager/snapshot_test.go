@@ -1,0 +1,53 @@
+package manager_test
+
+import (
+	"testing"
+
+	"github.com/udpd/udpd/service/manager"
+)
+
+// TestSnapshot checks that one Snapshot describes every listener in id
+// order with its own counters, and that its totals keep stopped
+// listeners, as Stats does.
+func TestSnapshot(t *testing.T) {
+	m := newManager(t, manager.Options{})
+	c := start(t, m, manager.Spec{ID: "c", Address: "127.0.0.1:0"})
+	a := start(t, m, manager.Spec{ID: "a", Address: "127.0.0.1:0"})
+	b := start(t, m, manager.Spec{ID: "b", Address: "127.0.0.1:0", Workers: 2})
+	mustEcho(t, a.BoundAddress, "a1")
+	for i := range 2 {
+		mustEcho(t, b.BoundAddress, "b"+string(rune('0'+i)))
+	}
+	for i := range 3 {
+		mustEcho(t, c.BoundAddress, "cc"+string(rune('0'+i)))
+	}
+	if _, err := m.Stop(ctx(t), "a", 0); err != nil {
+		t.Fatal(err)
+	}
+	var s manager.Snapshot
+	waitFor(t, "b and c counted, a gone", func() bool {
+		s = m.Snapshot()
+		return len(s.Listeners) == 2 && s.Listeners[0].Stats.DatagramsSent == 2 && s.Listeners[1].Stats.DatagramsSent == 3
+	})
+	if s.Listeners[0].ID != "b" || s.Listeners[1].ID != "c" {
+		t.Errorf("order: got %s, %s, want b, c", s.Listeners[0].ID, s.Listeners[1].ID)
+	}
+	if got := s.Listeners[0]; got.Workers != 2 || got.BoundAddress != b.BoundAddress || got.State != manager.StateRunning {
+		t.Errorf("b: got workers %d, bound %v, state %v, want 2, %v, running", got.Workers, got.BoundAddress, got.State, b.BoundAddress)
+	}
+	if got := s.Listeners[1].Stats.BytesReceived; got != 9 {
+		t.Errorf("c bytes received: got %d, want 9", got)
+	}
+	if s.Total.DatagramsReceived != 6 || s.Total.DatagramsSent != 6 || s.Total.BytesReceived != 2+4+9 {
+		t.Errorf("total: got %+v, want 6 datagrams, 15 bytes (stopped a included)", s.Total)
+	}
+	if s.Time.IsZero() || s.Total.Start.After(c.Created) {
+		t.Errorf("time %v, total start %v: want set, start before %v", s.Time, s.Total.Start, c.Created)
+	}
+	if l, ok := s.Listener("c"); !ok || l.ID != "c" {
+		t.Errorf(`Listener("c"): got %+v, %v`, l, ok)
+	}
+	if _, ok := s.Listener("a"); ok {
+		t.Errorf(`Listener("a"): found a stopped listener`)
+	}
+}
