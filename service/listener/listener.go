@@ -25,6 +25,10 @@ const (
 // DefaultBatch is how many datagrams one system call reads or writes.
 const DefaultBatch = 32
 
+// ErrNotUnicast is returned (wrapped) by Listen for a multicast or
+// broadcast address: a listener serves one unicast address (or a wildcard).
+var ErrNotUnicast = errors.New("not a unicast address")
+
 // Config says what to bind.
 type Config struct {
 	// Addr is the address to bind; port 0 picks a free port.
@@ -63,6 +67,9 @@ type Listener struct {
 func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 	if !cfg.Addr.IsValid() {
 		return nil, fmt.Errorf("listen: invalid address %v", cfg.Addr)
+	}
+	if ip := cfg.Addr.Addr().Unmap(); ip.IsMulticast() || ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return nil, fmt.Errorf("listen %v: %w", cfg.Addr, ErrNotUnicast)
 	}
 	n := cfg.Workers
 	if n <= 0 {

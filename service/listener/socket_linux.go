@@ -48,7 +48,7 @@ func bindGroup(ctx context.Context, addr netip.AddrPort, n int) ([]*net.UDPConn,
 // probe binds addr exclusively (no SO_REUSEPORT) and closes it again,
 // returning the port it got.
 func probe(ctx context.Context, network string, addr netip.AddrPort) (uint16, error) {
-	var lc net.ListenConfig
+	lc := net.ListenConfig{Control: controlExclusive}
 	c, err := lc.ListenPacket(ctx, network, net.UDPAddrFromAddrPort(addr).String())
 	if err != nil {
 		return 0, err
@@ -79,12 +79,30 @@ func bindFixed(ctx context.Context, network string, addr netip.AddrPort, n int) 
 	return conns, netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port()), nil
 }
 
-func controlSocket(_, _ string, rc syscall.RawConn) error {
+// controlSocket makes a socket of a group: SO_REUSEPORT on, and
+// SO_REUSEADDR off (see controlExclusive).
+func controlSocket(network, address string, rc syscall.RawConn) error {
+	if err := controlExclusive(network, address, rc); err != nil {
+		return err
+	}
+	return setsockopt(rc, unix.SO_REUSEPORT, "SO_REUSEPORT", 1)
+}
+
+// controlExclusive turns SO_REUSEADDR off. On a UDP socket it would let
+// any other socket that sets it too, any user's, bind the same port and
+// take datagrams meant for udpd. Go sets it itself for multicast
+// addresses (which Listen refuses); this makes sure no listener socket
+// ever has it, whatever the net package decides.
+func controlExclusive(_, _ string, rc syscall.RawConn) error {
+	return setsockopt(rc, unix.SO_REUSEADDR, "SO_REUSEADDR", 0)
+}
+
+func setsockopt(rc syscall.RawConn, opt int, name string, v int) error {
 	var serr error
 	err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, v)
 		if serr != nil {
-			serr = fmt.Errorf("setsockopt SO_REUSEPORT: %w", serr)
+			serr = fmt.Errorf("setsockopt %s: %w", name, serr)
 		}
 	})
 	if err != nil {

@@ -503,6 +503,9 @@ func (m *Manager) changeErr() error {
 
 // listen binds addr for spec and classifies a failure.
 func (m *Manager) listen(ctx context.Context, addr netip.AddrPort, spec Spec) (*listener.Listener, error) {
+	if err := checkLocal(addr); err != nil {
+		return nil, err
+	}
 	workers := spec.Workers
 	if workers == 0 {
 		workers = m.opts.Workers

@@ -69,6 +69,16 @@ func TestStartInvalid(t *testing.T) {
 		{"bad host", manager.Spec{ID: "a", Address: "foo:12000"}, manager.ErrInvalidAddress, "address"},
 		{"empty host", manager.Spec{ID: "a", Address: ":12000"}, manager.ErrInvalidAddress, "address"},
 		{"ipv6 without brackets", manager.Spec{ID: "a", Address: "::1:12000"}, manager.ErrInvalidAddress, "address"},
+		{"ipv4 multicast", manager.Spec{ID: "a", Address: "224.0.0.1:0"}, manager.ErrInvalidAddress, "address"},
+		{"ipv4 multicast, fixed port", manager.Spec{ID: "a", Address: "239.255.255.250:1900"}, manager.ErrInvalidAddress, "address"},
+		{"ipv6 multicast", manager.Spec{ID: "a", Address: "[ff02::1]:0"}, manager.ErrInvalidAddress, "address"},
+		{"mapped multicast", manager.Spec{ID: "a", Address: "[::ffff:224.0.0.1]:0"}, manager.ErrInvalidAddress, "address"},
+		{"limited broadcast", manager.Spec{ID: "a", Address: "255.255.255.255:0"}, manager.ErrInvalidAddress, "address"},
+		{"loopback's broadcast", manager.Spec{ID: "a", Address: "127.255.255.255:0"}, manager.ErrInvalidAddress, "address"},
+		{"unknown zone", manager.Spec{ID: "a", Address: "[fe80::1%nosuchif]:0"}, manager.ErrInvalidAddress, "address"},
+		{"unknown zone index", manager.Spec{ID: "a", Address: "[fe80::1%99999]:0"}, manager.ErrInvalidAddress, "address"},
+		{"link-local without zone", manager.Spec{ID: "a", Address: "[fe80::1]:0"}, manager.ErrInvalidAddress, "address"},
+		{"zone on a global address", manager.Spec{ID: "a", Address: "[::1%lo]:0"}, manager.ErrInvalidAddress, "address"},
 		{"negative workers", manager.Spec{ID: "a", Address: "127.0.0.1:0", Workers: -1}, manager.ErrInvalidArgument, "workers"},
 		{"too many workers", manager.Spec{ID: "a", Address: "127.0.0.1:0", Workers: 1025}, manager.ErrInvalidArgument, "workers"},
 	}
@@ -107,6 +117,9 @@ func TestParseAddress(t *testing.T) {
 		{"[::1]:0", netip.MustParseAddrPort("[::1]:0")},
 		{"0.0.0.0:65535", netip.MustParseAddrPort("0.0.0.0:65535")},
 		{"[::ffff:10.0.0.1]:7", netip.MustParseAddrPort("10.0.0.1:7")},
+		{"[fe80::1%eth0]:9", netip.MustParseAddrPort("[fe80::1%eth0]:9")}, // interfaces are checked at bind
+		{"127.255.255.254:1", netip.MustParseAddrPort("127.255.255.254:1")},
+		{"169.254.0.1:1", netip.MustParseAddrPort("169.254.0.1:1")}, // IPv4 link-local needs no zone
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
@@ -445,6 +458,9 @@ func TestRebindFails(t *testing.T) {
 		{"address of a plain socket", "a", plain.LocalAddr().String(), 0, manager.ErrAddressInUse},
 		{"bad address", "a", "foo:1", 0, manager.ErrInvalidAddress},
 		{"port out of range", "a", "127.0.0.1:65536", 0, manager.ErrInvalidAddress},
+		{"multicast", "a", "224.0.0.1:0", 0, manager.ErrInvalidAddress},
+		{"broadcast", "a", "127.255.255.255:0", 0, manager.ErrInvalidAddress},
+		{"unknown zone", "a", "[fe80::1%nosuchif]:0", 0, manager.ErrInvalidAddress},
 		{"negative drain", "a", "127.0.0.1:0", -time.Second, manager.ErrInvalidArgument},
 		{"unknown id", "nope", "127.0.0.1:0", 0, manager.ErrNotFound},
 	}
