@@ -51,6 +51,18 @@ func FromFiles(files []*os.File, cfg Config) (*Listener, error) {
 		if a.Port() == 0 {
 			return fail(fmt.Errorf("listen from %s: socket is not bound", f.Name()))
 		}
+		if !unicast(a.Addr()) {
+			return fail(fmt.Errorf("listen from %s: bound to %s: %w", f.Name(), a, ErrNotUnicast))
+		}
+		// systemd sets SO_REUSEADDR on the sockets it binds; off, no other
+		// socket can bind the port from now on (see controlExclusive).
+		rc, err := c.SyscallConn()
+		if err != nil {
+			return fail(fmt.Errorf("listen from %s: %w", f.Name(), err))
+		}
+		if err := controlExclusive("", "", rc); err != nil {
+			return fail(fmt.Errorf("listen from %s: %w", f.Name(), err))
+		}
 		if i == 0 {
 			bound = a
 		} else if a != bound {

@@ -29,6 +29,13 @@ const DefaultBatch = 32
 // broadcast address: a listener serves one unicast address (or a wildcard).
 var ErrNotUnicast = errors.New("not a unicast address")
 
+// unicast reports whether ip is neither multicast nor the broadcast
+// address.
+func unicast(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	return !ip.IsMulticast() && ip != netip.AddrFrom4([4]byte{255, 255, 255, 255})
+}
+
 // Config says what to bind.
 type Config struct {
 	// Addr is the address to bind; port 0 picks a free port.
@@ -68,7 +75,7 @@ func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 	if !cfg.Addr.IsValid() {
 		return nil, fmt.Errorf("listen: invalid address %v", cfg.Addr)
 	}
-	if ip := cfg.Addr.Addr().Unmap(); ip.IsMulticast() || ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+	if !unicast(cfg.Addr.Addr()) {
 		return nil, fmt.Errorf("listen %v: %w", cfg.Addr, ErrNotUnicast)
 	}
 	n := cfg.Workers

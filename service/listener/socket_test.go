@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"os"
 	"syscall"
 	"testing"
 
@@ -24,9 +25,9 @@ func sockopt(t *testing.T, w *worker, opt int) int {
 	return v
 }
 
-// bindReuseAddr tries to bind a plain socket with SO_REUSEADDR, as another
-// local user could, to addr, and returns the error.
-func bindReuseAddr(t *testing.T, addr netip.AddrPort) error {
+// reuseAddrSocket returns a UDP socket with SO_REUSEADDR bound to addr,
+// as systemd binds the sockets it passes, or the bind's error.
+func reuseAddrSocket(t *testing.T, addr netip.AddrPort) (int, error) {
 	t.Helper()
 	var family int
 	var sa unix.Sockaddr
@@ -39,11 +40,25 @@ func bindReuseAddr(t *testing.T, addr netip.AddrPort) error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(fd)
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 		t.Fatal(err)
 	}
-	return unix.Bind(fd, sa)
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// bindReuseAddr tries to bind a plain socket with SO_REUSEADDR, as another
+// local user could, to addr, and returns the error.
+func bindReuseAddr(t *testing.T, addr netip.AddrPort) error {
+	t.Helper()
+	fd, err := reuseAddrSocket(t, addr)
+	if err == nil {
+		unix.Close(fd)
+	}
+	return err
 }
 
 // TestNoSocketSharesThePort checks that no listener socket has
@@ -94,5 +109,49 @@ func TestListenRefusesMulticastAndBroadcast(t *testing.T) {
 			}
 			t.Errorf("Listen(%s): got %v, want %v", addr, err, ErrNotUnicast)
 		}
+	}
+}
+
+// TestFromFilesTurnsReuseAddrOff checks that a socket passed in with
+// SO_REUSEADDR (as systemd binds them) loses it, so no other socket can
+// bind its port afterwards, and that a multicast one is refused.
+func TestFromFilesTurnsReuseAddrOff(t *testing.T) {
+	fd, err := reuseAddrSocket(t, netip.MustParseAddrPort("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "passed")
+	defer f.Close()
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.AddrPortFrom(netip.AddrFrom4(sa.(*unix.SockaddrInet4).Addr), uint16(sa.(*unix.SockaddrInet4).Port))
+	if err := bindReuseAddr(t, addr); err != nil {
+		t.Fatalf("before FromFiles, a second SO_REUSEADDR socket on %s: got %v, want it bound (the test's premise)", addr, err)
+	}
+	l, err := FromFiles([]*os.File{f}, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if got := sockopt(t, l.workers[0], unix.SO_REUSEADDR); got != 0 {
+		t.Errorf("SO_REUSEADDR after FromFiles: got %d, want 0", got)
+	}
+	if err := bindReuseAddr(t, addr); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("after FromFiles, a SO_REUSEADDR socket on %s: got %v, want %v", addr, err, syscall.EADDRINUSE)
+	}
+
+	mfd, err := reuseAddrSocket(t, netip.MustParseAddrPort("224.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf := os.NewFile(uintptr(mfd), "multicast")
+	defer mf.Close()
+	if l, err := FromFiles([]*os.File{mf}, Config{}); !errors.Is(err, ErrNotUnicast) {
+		if l != nil {
+			l.Close()
+		}
+		t.Errorf("FromFiles(a socket on 224.0.0.1): got %v, want %v", err, ErrNotUnicast)
 	}
 }
