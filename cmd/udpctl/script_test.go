@@ -67,6 +67,9 @@ func scriptParams(t *testing.T, dir string) testscript.Params {
 			env.Setenv("HOME", env.WorkDir)
 			env.Setenv("XDG_STATE_HOME", filepath.Join(env.WorkDir, "state"))
 			env.Setenv("UDPCTL_ADMIN", "")
+			env.Setenv("UDPCTL_CONTEXT", "")
+			env.Setenv("UDPCTL_CONFIG", "")
+			env.Setenv("XDG_CONFIG_HOME", filepath.Join(env.WorkDir, ".config"))
 			env.Setenv("UDPCTL_SERVER", "")
 			return nil
 		},
@@ -92,6 +95,7 @@ func scriptParams(t *testing.T, dir string) testscript.Params {
 			"notifysock": cmdNotifySock,
 			"waitfor":    cmdWaitFor,
 			"sleep":      cmdSleep,
+			"envsubst":   cmdEnvsubst,
 		},
 	}
 }
@@ -394,4 +398,15 @@ func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
 	d, err := time.ParseDuration(args[0])
 	ts.Check(err)
 	time.Sleep(min(d, 10*time.Second))
+}
+
+// envsubst FILE replaces $NAME and ${NAME} in FILE with the script's
+// environment, for files that must hold addresses known only at run time.
+func cmdEnvsubst(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: envsubst FILE")
+	}
+	path := ts.MkAbs(args[0])
+	s := os.Expand(ts.ReadFile(args[0]), ts.Getenv)
+	ts.Check(os.WriteFile(path, []byte(s), 0o600))
 }

@@ -30,6 +30,9 @@ const (
 	ExitRPCBase = 64
 )
 
+// defaultAdmin is the admin address udpctl calls when told none.
+const defaultAdmin = "127.0.0.1:50051"
+
 // Main runs udpctl with the process's arguments and exits.
 func Main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -66,6 +69,7 @@ type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	admin          string
+	context        string
 	output         string
 	timeout        time.Duration
 	tokenFile      string
@@ -85,12 +89,19 @@ Output is a table for people, or with -o json the protojson of each
 response message, exactly as grpcurl prints it (64-bit counters are JSON
 strings), one document per call or per streamed message.
 
+Several daemons: --admin takes a comma-separated list, and --context names
+contexts (admin address, TLS, token file) in $XDG_CONFIG_HOME/udpctl/config.yaml.
+Admin commands then run on every daemon in parallel; tables gain a DAEMON
+column, JSON documents a "daemon" field, and the exit code is that of the
+first daemon that failed.
+
 Exit codes: 0 success; 1 failure (such as no UDP reply); 2 usage error;
 64+N a failed admin call with gRPC code N (like grpcurl): 69 NOT_FOUND,
 73 FAILED_PRECONDITION, 67 INVALID_ARGUMENT, 78 UNAVAILABLE, …`,
 		Example: `  udpctl send "hello"
   udpctl listeners start --port 12001
-  udpctl listeners list -o json | jq -r '.listeners[].id'`,
+  udpctl listeners list -o json | jq -r '.listeners[].id'
+  udpctl --context edge-a,edge-b stats`,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		Version:           buildinfo.Version(),
@@ -119,7 +130,8 @@ Exit codes: 0 success; 1 failure (such as no UDP reply); 2 usage error;
 	root.SetVersionTemplate("udpctl {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.admin, "admin", envOr("UDPCTL_ADMIN", "127.0.0.1:50051"), "udpd admin API `address` (env UDPCTL_ADMIN)")
+	pf.StringVar(&a.admin, "admin", defaultAdmin, "udpd admin API `addresses`, comma-separated (env UDPCTL_ADMIN)")
+	pf.StringVar(&a.context, "context", "", "call the daemons of these `names`, comma-separated, from the contexts file (env UDPCTL_CONTEXT)")
 	pf.StringVarP(&a.output, "output", "o", "text", "output `format`: text or json")
 	pf.DurationVar(&a.timeout, "timeout", 0, "how long to wait for an answer: per attempt for send and per datagram for bench (default 1s), per admin call (default 10s)")
 	pf.StringVar(&a.tokenFile, "token-file", "", "send the bearer token in this `file` with admin calls (env UDPCTL_TOKEN holds the token itself)")
@@ -127,6 +139,21 @@ Exit codes: 0 success; 1 failure (such as no UDP reply); 2 usage error;
 	pf.StringVar(&a.caCert, "cacert", "", "trust the admin server's certificate if signed by the CA in this `file`")
 	pf.StringVar(&a.cert, "cert", "", "client certificate `file` for mutual TLS")
 	pf.StringVar(&a.key, "key", "", "client certificate's key `file`")
+	root.RegisterFlagCompletionFunc("context", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		path, err := contextsPath()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		f, err := loadContexts(path)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var names []string
+		for _, c := range f.Contexts {
+			names = append(names, c.Name)
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	})
 	root.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp
 	})
@@ -243,6 +270,11 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return ExitOK
+	}
+	if fe, ok := isFleetError(err); ok {
+		return exitCode(fe.first)
+	}
+	switch {
 	case errors.As(err, &u):
 		return ExitUsage
 	case errors.As(err, &f):
@@ -260,6 +292,9 @@ func exitCode(err error) int {
 // errorLine is the message printed for err: for a failed call, the gRPC
 // code and message, and the reason and field from the error details.
 func errorLine(err error) string {
+	if fe, ok := isFleetError(err); ok {
+		return fe.Error()
+	}
 	if st, ok := status.FromError(err); ok {
 		return rpcErrorLine(st)
 	}

@@ -51,6 +51,8 @@ func TestExitCode(t *testing.T) {
 		{"unauthenticated", status.Error(codes.Unauthenticated, "x"), 80},
 		{"unclassified", errors.New("write /dev/stdout: broken pipe"), 1},
 		{"wrapped unclassified", fmt.Errorf("print: %w", errors.New("short write")), 1},
+		{"fleet: the first failure's code", &fleetError{failed: []string{"b", "c"}, of: 3, first: status.Error(codes.NotFound, "x")}, 69},
+		{"fleet of usage errors", &fleetError{failed: []string{"a"}, of: 2, first: usageError{errors.New("x")}}, 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

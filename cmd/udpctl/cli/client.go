@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -15,41 +14,20 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-
-	adminv1 "github.com/udpd/udpd/gen/udpd/admin/v1"
 )
-
-// call dials the admin API and runs fn with a client and a context bounded
-// by the call timeout.
-func (a *app) call(ctx context.Context, fn func(context.Context, adminv1.ListenerServiceClient) error) error {
-	return a.callWithin(ctx, 0, fn)
-}
-
-// callWithin is call with a deadline extra later, for a call that udpd may
-// rightly take longer to answer, such as a stop that drains a listener.
-func (a *app) callWithin(ctx context.Context, extra time.Duration, fn func(context.Context, adminv1.ListenerServiceClient) error) error {
-	conn, ctx, err := a.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(ctx, a.rpcTimeout()+max(extra, 0))
-	defer cancel()
-	return fn(ctx, adminv1.NewListenerServiceClient(conn))
-}
 
 // dial connects to the admin API (TCP host:port or unix:///path) and
 // returns a context that carries the bearer token, if there is one.
-func (a *app) dial(ctx context.Context) (*grpc.ClientConn, context.Context, error) {
-	target := a.admin
+func (a *app) dial(ctx context.Context, t daemonTarget) (*grpc.ClientConn, context.Context, error) {
+	target := t.admin
 	if !strings.Contains(target, "://") && !strings.HasPrefix(target, "unix:") {
 		target = "passthrough:///" + target
 	}
-	creds, err := a.transportCredentials()
+	creds, err := transportCredentials(t)
 	if err != nil {
 		return nil, nil, err
 	}
-	token, err := a.token()
+	token, err := token(t)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -58,12 +36,12 @@ func (a *app) dial(ctx context.Context) (*grpc.ClientConn, context.Context, erro
 	}
 	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds))
 	if err != nil {
-		return nil, nil, usageError{fmt.Errorf("--admin %q: %w", a.admin, err)}
+		return nil, nil, usageError{fmt.Errorf("admin address %q: %w", t.admin, err)}
 	}
 	return conn, ctx, nil
 }
 
-func (a *app) token() (string, error) {
+func token(a daemonTarget) (string, error) {
 	if a.tokenFile == "" {
 		return strings.TrimSpace(os.Getenv("UDPCTL_TOKEN")), nil
 	}
@@ -74,7 +52,7 @@ func (a *app) token() (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-func (a *app) transportCredentials() (credentials.TransportCredentials, error) {
+func transportCredentials(a daemonTarget) (credentials.TransportCredentials, error) {
 	switch {
 	case a.cert != "" && a.key == "":
 		return nil, usageError{fmt.Errorf("--cert %s needs --key, the file of its private key", a.cert)}

@@ -83,12 +83,13 @@ listener; limits not given are then off.`,
 					req.Limits = &limits
 				}
 			}
-			return a.call(cmd.Context(), func(ctx context.Context, c adminv1.ListenerServiceClient) error {
+			return a.call(cmd, func(ctx context.Context, c adminv1.ListenerServiceClient, r *reply) error {
 				resp, err := c.StartListener(ctx, req)
 				if err != nil {
 					return err
 				}
-				return a.printListeners(cmd, resp, resp.GetListener())
+				r.listener(resp, resp.GetListener())
+				return nil
 			})
 		},
 	}
@@ -136,16 +137,18 @@ func (a *app) newStopCmd() *cobra.Command {
 			if cmd.Flags().Changed("drain-timeout") {
 				req.DrainTimeout = durationpb.New(drain)
 			}
-			return a.callWithin(cmd.Context(), drainAllowance(drain), func(ctx context.Context, c adminv1.ListenerServiceClient) error {
+			return a.callWithin(cmd, drainAllowance(drain), func(ctx context.Context, c adminv1.ListenerServiceClient, r *reply) error {
 				resp, err := c.StopListener(ctx, req)
 				if err != nil {
 					return err
 				}
-				if resp.GetListener() == nil && !a.json() {
-					fmt.Fprintf(cmd.OutOrStdout(), "listener %q was not running\n", args[0])
+				if resp.GetListener() == nil {
+					r.doc(resp)
+					r.note("listener %q was not running", args[0])
 					return nil
 				}
-				return a.printListeners(cmd, resp, resp.GetListener())
+				r.listener(resp, resp.GetListener())
+				return nil
 			})
 		},
 	}
@@ -171,7 +174,7 @@ Without --host the listener keeps its host.`,
 			if err != nil {
 				return err
 			}
-			return a.callWithin(cmd.Context(), drainAllowance(drain), func(ctx context.Context, c adminv1.ListenerServiceClient) error {
+			return a.callWithin(cmd, drainAllowance(drain), func(ctx context.Context, c adminv1.ListenerServiceClient, r *reply) error {
 				h := host
 				if !cmd.Flags().Changed("host") {
 					cur, err := c.GetListener(ctx, &adminv1.GetListenerRequest{Id: args[0]})
@@ -191,7 +194,8 @@ Without --host the listener keeps its host.`,
 				if err != nil {
 					return err
 				}
-				return a.printListeners(cmd, resp, resp.GetListener())
+				r.listener(resp, resp.GetListener())
+				return nil
 			})
 		},
 	}
@@ -211,29 +215,22 @@ func (a *app) newListCmd() *cobra.Command {
   udpctl listeners list -o json | jq -r '.listeners[] | "\(.id) \(.boundAddress)"'`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.call(cmd.Context(), func(ctx context.Context, c adminv1.ListenerServiceClient) error {
+			return a.call(cmd, func(ctx context.Context, c adminv1.ListenerServiceClient, r *reply) error {
 				var all []*adminv1.Listener
 				req := &adminv1.ListListenersRequest{PageSize: pageSize}
+				defer func() { r.rows(listenersTable(all)) }()
 				for {
 					resp, err := c.ListListeners(ctx, req)
 					if err != nil {
 						return err
 					}
-					if a.json() {
-						if err := printJSON(cmd.OutOrStdout(), resp); err != nil {
-							return err
-						}
-					}
+					r.doc(resp)
 					all = append(all, resp.GetListeners()...)
 					if resp.GetNextPageToken() == "" {
-						break
+						return nil
 					}
 					req.PageToken = resp.GetNextPageToken()
 				}
-				if a.json() {
-					return nil
-				}
-				return listenersTable(all).write(cmd.OutOrStdout())
 			})
 		},
 	}
@@ -248,21 +245,20 @@ func (a *app) newGetCmd() *cobra.Command {
 		Example: `  udpctl listeners get udp-12000 -o json`,
 		Args:    exactArgs(1, "a listener ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.call(cmd.Context(), func(ctx context.Context, c adminv1.ListenerServiceClient) error {
+			return a.call(cmd, func(ctx context.Context, c adminv1.ListenerServiceClient, r *reply) error {
 				resp, err := c.GetListener(ctx, &adminv1.GetListenerRequest{Id: args[0]})
 				if err != nil {
 					return err
 				}
-				return a.printListeners(cmd, resp, resp.GetListener())
+				r.listener(resp, resp.GetListener())
+				return nil
 			})
 		},
 	}
 }
 
-// printListeners prints resp as JSON, or the listener as a table.
-func (a *app) printListeners(cmd *cobra.Command, resp proto.Message, l *adminv1.Listener) error {
-	if a.json() {
-		return printJSON(cmd.OutOrStdout(), resp)
-	}
-	return listenersTable([]*adminv1.Listener{l}).write(cmd.OutOrStdout())
+// listener adds resp for JSON and its listener as a table row.
+func (r *reply) listener(resp proto.Message, l *adminv1.Listener) {
+	r.doc(resp)
+	r.rows(listenersTable([]*adminv1.Listener{l}))
 }

@@ -21,6 +21,23 @@ import (
 // two spaces. protojson varies its spacing on purpose; re-indenting makes
 // the output byte-stable for scripts that diff it.
 func printJSON(w io.Writer, m proto.Message) error {
+	return writeJSON(w, m, nil)
+}
+
+// printDaemonJSON is printJSON with the daemon that answered as the first
+// fields: "daemon", its admin address, and "context", the context it was
+// named by (if any). No udpd.admin.v1 message has fields of those names.
+func printDaemonJSON(w io.Writer, m proto.Message, t daemonTarget) error {
+	head := []string{"daemon", t.admin}
+	if t.context != "" {
+		head = append(head, "context", t.context)
+	}
+	return writeJSON(w, m, head)
+}
+
+// writeJSON writes m's protojson, re-indented, with the key/value pairs in
+// head put first.
+func writeJSON(w io.Writer, m proto.Message, head []string) error {
 	b, err := protojson.Marshal(m)
 	if err != nil {
 		return failure{err}
@@ -28,6 +45,26 @@ func printJSON(w io.Writer, m proto.Message) error {
 	var compact, out bytes.Buffer
 	if err := json.Compact(&compact, b); err != nil {
 		return failure{err}
+	}
+	if len(head) > 0 {
+		var pre bytes.Buffer
+		pre.WriteByte('{')
+		for i := 0; i < len(head); i += 2 {
+			k, _ := json.Marshal(head[i])
+			v, _ := json.Marshal(head[i+1])
+			if i > 0 {
+				pre.WriteByte(',')
+			}
+			pre.Write(k)
+			pre.WriteByte(':')
+			pre.Write(v)
+		}
+		rest := compact.Bytes()[1:] // after the object's '{'
+		if rest[0] != '}' {
+			pre.WriteByte(',')
+		}
+		pre.Write(rest)
+		compact = pre
 	}
 	if err := json.Indent(&out, compact.Bytes(), "", "  "); err != nil {
 		return failure{err}

@@ -54,15 +54,14 @@ instead. Ctrl-C (SIGINT) or SIGTERM ends it (exit 0).`,
 			if watch {
 				return a.watchStats(cmd, id, interval)
 			}
-			return a.call(cmd.Context(), func(ctx context.Context, c adminv1.ListenerServiceClient) error {
+			return a.call(cmd, func(ctx context.Context, c adminv1.ListenerServiceClient, r *reply) error {
 				resp, err := c.GetStats(ctx, &adminv1.GetStatsRequest{ListenerId: id})
 				if err != nil {
 					return err
 				}
-				if a.json() {
-					return printJSON(cmd.OutOrStdout(), resp)
-				}
-				return statsTable(resp.GetTotal(), resp.GetListeners(), id == "").write(cmd.OutOrStdout())
+				r.doc(resp)
+				r.rows(statsTable(resp.GetTotal(), resp.GetListeners(), id == ""))
+				return nil
 			})
 		},
 	}
@@ -71,14 +70,11 @@ instead. Ctrl-C (SIGINT) or SIGTERM ends it (exit 0).`,
 	return cmd
 }
 
+// watchStats follows the WatchStats stream of every daemon addressed, in
+// parallel. With several daemons, JSON documents name their daemon, text
+// tables gain a DAEMON column, and the live table shows every daemon.
 func (a *app) watchStats(cmd *cobra.Command, id string, interval time.Duration) error {
-	conn, ctx, err := a.dial(cmd.Context())
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	c := adminv1.NewListenerServiceClient(conn)
-	stream, err := c.WatchStats(ctx, &adminv1.WatchStatsRequest{ListenerId: id, Interval: durationpb.New(interval)})
+	targets, err := a.targets(cmd)
 	if err != nil {
 		return err
 	}
@@ -86,37 +82,140 @@ func (a *app) watchStats(cmd *cobra.Command, id string, interval time.Duration) 
 	live := !a.json() && isTerminal(out)
 	// Piped into a script, a watch speaks JSON unless told -o text.
 	asJSON := a.json() || (!live && !cmd.Flags().Changed("output"))
-	var prev *adminv1.WatchStatsResponse
+	multi := len(targets) > 1
+
+	type update struct {
+		i    int
+		resp *adminv1.WatchStatsResponse
+	}
+	type end struct {
+		i   int
+		err error // nil: the stream ended normally or was interrupted
+	}
+	updates := make(chan update)
+	ends := make(chan end, len(targets)) // never blocks a stream's goroutine
+	ctx, cancel := context.WithCancel(cmd.Context())
+	defer cancel()
+	for i, t := range targets {
+		go func() {
+			err := a.watchOne(ctx, t, id, interval, func(resp *adminv1.WatchStatsResponse) bool {
+				select {
+				case updates <- update{i: i, resp: resp}:
+					return true
+				case <-ctx.Done():
+					return false
+				}
+			})
+			if ctx.Err() != nil || status.Code(err) == codes.Canceled {
+				err = nil // interrupted: a normal end
+			}
+			ends <- end{i: i, err: err}
+		}()
+	}
+
+	prev := make([]*adminv1.WatchStatsResponse, len(targets))
+	cur := make([]*adminv1.WatchStatsResponse, len(targets))
+	errs := make([]error, len(targets))
+	for running := len(targets); running > 0; {
+		var u update
+		select {
+		case e := <-ends:
+			errs[e.i] = e.err
+			running--
+			continue
+		case u = <-updates:
+		}
+		prev[u.i], cur[u.i] = cur[u.i], u.resp
+		var err error
+		switch {
+		case asJSON && multi:
+			err = printDaemonJSON(out, u.resp, targets[u.i])
+		case asJSON:
+			err = printJSON(out, u.resp)
+		case live:
+			err = drawLive(out, targets, prev, cur, multi)
+		default:
+			fmt.Fprintf(out, "%s\n", u.resp.GetTime().AsTime().Local().Format(time.RFC3339))
+			t := statsTable(u.resp.GetTotal(), u.resp.GetListeners(), id == "")
+			if multi {
+				t = withDaemon(targets[u.i].name, t)
+			}
+			err = t.write(out)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if !multi {
+		return errs[0]
+	}
+	return fleetErr(cmd, targets, errs)
+}
+
+// watchOne follows one daemon's WatchStats stream, handing each update to
+// emit until the stream ends or emit returns false.
+func (a *app) watchOne(ctx context.Context, t daemonTarget, id string, interval time.Duration, emit func(*adminv1.WatchStatsResponse) bool) error {
+	conn, ctx, err := a.dial(ctx, t)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stream, err := adminv1.NewListenerServiceClient(conn).WatchStats(ctx, &adminv1.WatchStatsRequest{ListenerId: id, Interval: durationpb.New(interval)})
+	if err != nil {
+		return err
+	}
 	for {
 		resp, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
-			if cmd.Context().Err() != nil || status.Code(err) == codes.Canceled {
-				return nil // interrupted: a normal end
-			}
 			return err
 		}
-		switch {
-		case asJSON:
-			err = printJSON(out, resp)
-		case live:
-			err = drawLive(out, prev, resp)
-		default:
-			fmt.Fprintf(out, "%s\n", resp.GetTime().AsTime().Local().Format(time.RFC3339))
-			err = statsTable(resp.GetTotal(), resp.GetListeners(), id == "").write(out)
+		if !emit(resp) {
+			return nil
 		}
-		if err != nil {
-			return err
-		}
-		prev = resp
 	}
 }
 
-// drawLive redraws a terminal in place: rates since the previous update
-// and totals.
-func drawLive(w io.Writer, prev, cur *adminv1.WatchStatsResponse) error {
+// withDaemon returns t with a DAEMON column first, holding name.
+func withDaemon(name string, t *table) *table {
+	d := &table{header: append([]string{"DAEMON"}, t.header...)}
+	for _, r := range t.rows {
+		d.add(append([]string{name}, r...)...)
+	}
+	return d
+}
+
+// drawLive redraws a terminal in place: for each daemon, rates since its
+// previous update and totals.
+func drawLive(w io.Writer, targets []daemonTarget, prev, cur []*adminv1.WatchStatsResponse, multi bool) error {
+	var all *table
+	var at time.Time
+	for i := range targets {
+		if cur[i] == nil {
+			continue
+		}
+		t := liveTable(prev[i], cur[i])
+		if multi {
+			t = withDaemon(targets[i].name, t)
+		}
+		if all == nil {
+			all = &table{header: t.header}
+		}
+		all.rows = append(all.rows, t.rows...)
+		if ts := cur[i].GetTime().AsTime(); ts.After(at) {
+			at = ts
+		}
+	}
+	// Home the cursor and clear the screen, then draw.
+	fmt.Fprintf(w, "\x1b[H\x1b[2Judpd stats at %s (Ctrl-C to stop)\n\n", at.Local().Format("15:04:05"))
+	return all.write(w)
+}
+
+// liveTable is one daemon's rows of the live table: rates since prev and
+// totals.
+func liveTable(prev, cur *adminv1.WatchStatsResponse) *table {
 	secs := 0.0
 	if prev != nil {
 		secs = cur.GetTime().AsTime().Sub(prev.GetTime().AsTime()).Seconds()
@@ -146,7 +245,5 @@ func drawLive(w io.Writer, prev, cur *adminv1.WatchStatsResponse) error {
 		row(l.GetListenerId(), l.GetListenerId(), l.GetStats())
 	}
 	row("TOTAL", "\x00total", cur.GetTotal())
-	// Home the cursor and clear the screen, then draw.
-	fmt.Fprintf(w, "\x1b[H\x1b[2Judpd stats at %s (Ctrl-C to stop)\n\n", cur.GetTime().AsTime().Local().Format("15:04:05"))
-	return t.write(w)
+	return t
 }
