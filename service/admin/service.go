@@ -266,4 +266,4 @@ func validateOptionalID(id string) error {
 	return nil
 }
 
-func isNotFound(err error) bool { return status.Code(toStatus(err)) == codes.NotFound }
+func isNotFound(err error) bool { return errors.Is(err, manager.ErrNotFound) }

@@ -31,10 +31,10 @@ type Adopted struct {
 // holds them. If one cannot be adopted (a bad spec or socket, an id or
 // address taken) none is.
 func (m *Manager) Adopt(as []Adopted) ([]Listener, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.change.Lock()
+	defer m.change.Unlock()
 	if m.closed {
-		return nil, ErrClosed
+		return nil, fmt.Errorf("adopt: %w", ErrClosed)
 	}
 	if len(m.byID)+len(as) > m.opts.MaxListeners {
 		return nil, fmt.Errorf("adopt %d listeners: %w (limit %d)", len(as), ErrQuotaExceeded, m.opts.MaxListeners)
@@ -70,7 +70,7 @@ func (m *Manager) Adopt(as []Adopted) ([]Listener, error) {
 		}
 	}
 	now := time.Now()
-	out := make([]Listener, 0, len(as))
+	es := make([]*entry, 0, len(as))
 	for i, a := range as {
 		addr, _ := ParseAddress(a.Spec.Address)
 		e := &entry{spec: a.Spec, addr: addr, cur: ls[i], groups: []*listener.Listener{ls[i]},
@@ -81,10 +81,18 @@ func (m *Manager) Adopt(as []Adopted) ([]Listener, error) {
 		if e.bound.IsZero() {
 			e.bound = now
 		}
-		m.byID[a.Spec.ID] = e
-		out = append(out, m.describe(e))
+		es = append(es, e)
+	}
+	m.mu.Lock()
+	for _, e := range es {
+		m.byID[e.spec.ID] = e
 	}
 	m.updateLoops()
+	m.mu.Unlock()
+	out := make([]Listener, len(es))
+	for i, e := range es {
+		out[i] = m.read(e)
+	}
 	for i, a := range as {
 		m.serve(ls[i])
 		m.log.Info("listener adopted", "id", a.Spec.ID, "address", ls[i].Addr().String(), "workers", ls[i].Workers())
@@ -106,17 +114,15 @@ type Handed struct {
 // the listeners ordered by id. Thaw undoes it, if the hand-over fails;
 // Release completes it.
 func (m *Manager) Freeze(ctx context.Context) ([]Handed, error) {
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return nil, ErrClosed
+	m.change.Lock()
+	err := m.changeErr()
+	if err == nil {
+		m.frozen = true
 	}
-	if m.frozen {
-		m.mu.Unlock()
-		return nil, ErrUpgrading
+	m.change.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("freeze: %w", err)
 	}
-	m.frozen = true
-	m.mu.Unlock()
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -155,8 +161,8 @@ func (m *Manager) settledLocked() bool {
 
 // Thaw accepts changes again after a Freeze whose hand-over failed.
 func (m *Manager) Thaw() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.change.Lock()
+	defer m.change.Unlock()
 	m.frozen = false
 }
 
@@ -175,35 +181,43 @@ type Counters struct {
 // process's sockets, leaving what they hold queued for the new process;
 // the Manager is closed. It returns the final counters.
 func (m *Manager) Release() Counters {
-	m.mu.Lock()
+	m.change.Lock()
 	m.closed = true
-	es := make([]*entry, 0, len(m.byID))
-	for _, e := range m.byID {
-		es = append(es, e)
+	m.change.Unlock()
+	m.mu.Lock()
+	ids := make([]string, 0, len(m.byID))
+	live := make([]counters, 0, len(m.byID))
+	for id, e := range m.byID {
+		ids = append(ids, id)
+		live = append(live, countersOf(e))
 	}
+	var stopping []counters
+	for e := range m.stopping {
+		stopping = append(stopping, countersOf(e))
+	}
+	c := Counters{Start: m.start, Retired: m.retired, Listeners: make(map[string]listener.Stats, len(ids))}
 	m.mu.Unlock()
+
 	var wg sync.WaitGroup
-	for _, e := range es {
-		for _, g := range e.groups {
+	for _, l := range live {
+		for _, g := range l.groups {
 			wg.Go(func() { g.Release() })
 		}
 	}
 	wg.Wait()
 	m.wg.Wait()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c := Counters{Start: m.start, Retired: m.retired, Listeners: make(map[string]listener.Stats, len(es))}
-	for e := range m.stopping {
-		c.Retired = c.Retired.Add(e.stats())
+	for _, s := range stopping {
+		s.read()
+		c.Retired = c.Retired.Add(s.stats)
 	}
-	for _, e := range es {
-		s := e.base
-		for _, g := range e.groups {
+	for i, l := range live {
+		s := l.base
+		for _, g := range l.groups {
 			gs := g.Stats()
 			gs.KernelDrops = 0
 			s = s.Add(gs)
 		}
-		c.Listeners[e.spec.ID] = s
+		c.Listeners[ids[i]] = s
 	}
 	return c
 }

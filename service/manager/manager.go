@@ -2,14 +2,11 @@ package manager
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,94 +14,39 @@ import (
 	"github.com/udpd/udpd/service/listener"
 )
 
-// Defaults and limits.
-const (
-	DefaultMaxListeners = 1024
-	DefaultDrainTimeout = time.Second
-	MaxDrainTimeout     = time.Minute
-	maxRequestIDs       = 4096
-)
-
-// State is where a listener is in its life.
-type State int
-
-// States.
-const (
-	StateRunning State = iota + 1
-	StateStopped
-)
-
-func (s State) String() string {
-	switch s {
-	case StateRunning:
-		return "running"
-	case StateStopped:
-		return "stopped"
-	}
-	return "unknown"
-}
-
-// Spec is a listener's durable configuration: what a Store saves and what
-// a restarted daemon starts again.
-type Spec struct {
-	ID      string  `json:"id"`
-	Address string  `json:"address"`
-	Workers int     `json:"workers,omitempty"` // 0: the daemon's default
-	Limits  *Limits `json:"limits,omitempty"`  // nil: the daemon's default
-}
-
-// Listener describes a listener at one instant.
-type Listener struct {
-	ID           string
-	Address      string         // as asked for
-	BoundAddress netip.AddrPort // port 0 resolved
-	State        State
-	Generation   uint64 // 1 after start, +1 per rebind
-	Created      time.Time
-	Bound        time.Time
-	Workers      int
-	Limits       Limits // in force
-	Stats        listener.Stats
-}
-
-// Store saves the listeners' configuration. Save must be atomic: after a
-// crash the store holds either the old or the new list.
-type Store interface {
-	Save(specs []Spec) error
-}
-
-// Options configure a Manager.
-type Options struct {
-	Store        Store        // nil saves nothing
-	Logger       *slog.Logger // nil discards
-	MaxListeners int          // 0 means DefaultMaxListeners
-	Workers      int          // default sockets per listener; 0 means GOMAXPROCS
-	Limits       Limits       // for listeners started without their own
-	// LoopPorts are source ports never answered, besides
-	// listener.ClassicResponderPorts: the ports of other responders, such
-	// as other udpd daemons on ports other than 12000, so that the two
-	// cannot be made to answer each other. The daemon's own listener
-	// addresses are never answered either.
-	LoopPorts []uint16
-}
-
 // Manager owns the daemon's listeners. Its methods are safe for concurrent
 // use; changes are serialised, and each is saved to the Store before it is
 // acknowledged.
+//
+// Two locks, one rule each:
+//   - change serialises the changes (Start, Restore, Stop, Rebind, Adopt,
+//     and the first steps of Freeze, Release and Shutdown). A change holds it for the whole of its binds and
+//     its save, and releases it before it waits for a drain.
+//   - mu guards what readers see: byID, stopping, retired, and the fields of
+//     every entry. It is held only to copy or swap memory, never across a
+//     bind, a save, a drain or a getsockopt. A read (Get, List, Stats,
+//     Specs) takes only mu, copies what it needs and reads the counters
+//     after releasing it, so a stuck disk or a slow bind never stalls it.
+//
+// A change writes shared fields with mu held; fields that only changes
+// write (byID, closed, frozen, requests, an entry's spec, addr, cur, gen,
+// bound)
+// may be read by a change without mu. Order: change before mu.
 type Manager struct {
 	opts  Options
 	log   *slog.Logger
 	start time.Time
 
+	change   sync.Mutex
+	closed   bool        // guarded by change
+	frozen   bool        // a hand-over to a new process is under way; guarded by change
+	requests *requestIDs // guarded by change
+
 	mu       sync.Mutex
 	byID     map[string]*entry
 	stopping map[*entry]struct{} // stopped, still answering what was queued
 	retired  listener.Stats      // counters of listeners stopped for good
-	requests map[string]string   // request id → listener id
-	reqOrder []string
-	closed   bool
-	frozen   bool               // a hand-over to a new process is under way
-	loops    listener.LoopGuard // sources never answered, shared by every listener
+	loops    listener.LoopGuard  // sources never answered, shared by every listener
 
 	wg sync.WaitGroup // Serve goroutines
 }
@@ -138,7 +80,7 @@ func New(opts Options) *Manager {
 		start:    time.Now(),
 		byID:     make(map[string]*entry),
 		stopping: make(map[*entry]struct{}),
-		requests: make(map[string]string),
+		requests: newRequestIDs(maxRequestIDs),
 	}
 	m.updateLoops()
 	return m
@@ -150,7 +92,9 @@ func New(opts Options) *Manager {
 // the listener it started. With no id, one is made from the port
 // ("udp-12000").
 func (m *Manager) Start(ctx context.Context, spec Spec, requestID string) (Listener, error) {
-	return m.startOne(ctx, spec, requestID, true)
+	m.change.Lock()
+	defer m.change.Unlock()
+	return m.start1(ctx, spec, requestID, true)
 }
 
 // Restore starts the listeners of a saved configuration, or the daemon's
@@ -159,60 +103,63 @@ func (m *Manager) Start(ctx context.Context, spec Spec, requestID string) (Liste
 // fsyncs). If one cannot start, those started are closed and the error
 // names it.
 func (m *Manager) Restore(ctx context.Context, specs []Spec) ([]Listener, error) {
+	m.change.Lock()
+	defer m.change.Unlock()
 	out := make([]Listener, 0, len(specs))
 	undo := func() {
+		var gone []*listener.Listener
 		m.mu.Lock()
-		defer m.mu.Unlock()
 		for _, l := range out {
 			if e := m.byID[l.ID]; e != nil {
 				delete(m.byID, l.ID)
-				e.cur.Close()
+				gone = append(gone, e.cur)
 			}
 		}
 		m.updateLoops()
+		m.mu.Unlock()
+		for _, g := range gone {
+			g.Close()
+		}
 	}
 	for _, spec := range specs {
-		l, err := m.startOne(ctx, spec, "", false)
+		l, err := m.start1(ctx, spec, "", false)
 		if err != nil {
 			undo()
-			return nil, err
+			return nil, fmt.Errorf("restore: %w", err)
 		}
 		out = append(out, l)
 	}
-	m.mu.Lock()
-	err := m.save()
-	m.mu.Unlock()
-	if err != nil {
+	if err := m.save(m.specs()); err != nil {
 		undo()
 		return nil, fmt.Errorf("restore: %w", err)
 	}
 	return out, nil
 }
 
-func (m *Manager) startOne(ctx context.Context, spec Spec, requestID string, save bool) (Listener, error) {
+// start1 starts one listener, saving the configuration first if save is
+// set. Called with m.change held.
+func (m *Manager) start1(ctx context.Context, spec Spec, requestID string, save bool) (Listener, error) {
 	addr, err := ValidateSpec(spec)
 	if err != nil {
 		return Listener{}, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if err := m.changeErr(); err != nil {
-		return Listener{}, err
+		return Listener{}, fmt.Errorf("start %s: %w", spec.Address, err)
 	}
-	if id, ok := m.requests[requestID]; ok && requestID != "" {
+	if id, ok := m.requests.get(requestID); ok {
 		if e, ok := m.byID[id]; ok {
-			return m.describe(e), nil
+			return m.read(e), nil
 		}
 	}
 	if e := m.byID[spec.ID]; e != nil {
 		if e.addr == addr && e.spec.Workers == spec.Workers && sameLimits(e.spec.Limits, spec.Limits) {
-			return m.describe(e), nil
+			return m.read(e), nil
 		}
 		return Listener{}, fmt.Errorf("start %q on %s: %w (it runs on %s)", spec.ID, spec.Address, ErrAlreadyExists, e.spec.Address)
 	}
 	if other := m.onAddress(addr); other != nil {
 		if spec.ID == "" && other.spec.Workers == spec.Workers && sameLimits(other.spec.Limits, spec.Limits) {
-			return m.describe(other), nil
+			return m.read(other), nil
 		}
 		return Listener{}, fmt.Errorf("start %s: listener %q holds it: %w", spec.Address, other.spec.ID, ErrAddressInUse)
 	}
@@ -226,44 +173,22 @@ func (m *Manager) startOne(ctx context.Context, spec Spec, requestID string, sav
 	if err != nil {
 		return Listener{}, fmt.Errorf("start %q on %s: %w", spec.ID, spec.Address, err)
 	}
-	now := time.Now()
-	e := &entry{spec: spec, addr: addr, cur: l, groups: []*listener.Listener{l}, gen: 1, created: now, bound: now}
-	m.byID[spec.ID] = e
 	if save {
-		if err := m.save(); err != nil {
-			delete(m.byID, spec.ID)
+		if err := m.save(m.specsWith(spec.ID, &spec)); err != nil {
 			l.Close()
 			return Listener{}, fmt.Errorf("start %q: %w", spec.ID, err)
 		}
 	}
-	m.remember(requestID, spec.ID)
+	now := time.Now()
+	e := &entry{spec: spec, addr: addr, cur: l, groups: []*listener.Listener{l}, gen: 1, created: now, bound: now}
+	m.mu.Lock()
+	m.byID[spec.ID] = e
 	m.updateLoops()
+	m.mu.Unlock()
+	m.requests.put(requestID, spec.ID)
 	m.serve(l)
 	m.log.Info("listener started", "id", spec.ID, "address", l.Addr().String(), "workers", l.Workers())
-	return m.describe(e), nil
-}
-
-// ValidateSpec checks every field of spec (an empty ID is valid: Start
-// makes one) and returns the parsed address. Its errors are *FieldError.
-func ValidateSpec(spec Spec) (netip.AddrPort, error) {
-	if spec.ID != "" {
-		if err := ValidateID(spec.ID); err != nil {
-			return netip.AddrPort{}, err
-		}
-	}
-	if spec.Workers < 0 || spec.Workers > 1024 {
-		return netip.AddrPort{}, &FieldError{Field: "workers", Value: strconv.Itoa(spec.Workers), Reason: "must be from 0 to 1024", Err: ErrInvalidArgument}
-	}
-	addr, err := ParseAddress(spec.Address)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	if spec.Limits != nil {
-		if err := spec.Limits.Validate(); err != nil {
-			return netip.AddrPort{}, err
-		}
-	}
-	return addr, nil
+	return m.read(e), nil
 }
 
 // Stop forgets a listener, answers what its sockets hold until a read
@@ -274,37 +199,43 @@ func (m *Manager) Stop(ctx context.Context, id string, drain time.Duration) (Lis
 	if err != nil {
 		return Listener{}, err
 	}
-	m.mu.Lock()
-	e, ok := m.byID[id]
-	if err := m.changeErr(); !ok || err != nil {
-		m.mu.Unlock()
-		if err != nil {
-			return Listener{}, err
-		}
-		return Listener{}, fmt.Errorf("stop %q: %w", id, ErrNotFound)
+	e, cur, err := m.forget(id)
+	if err != nil {
+		return Listener{}, err
 	}
-	delete(m.byID, id)
-	if err := m.save(); err != nil {
-		m.byID[id] = e
-		m.mu.Unlock()
-		return Listener{}, fmt.Errorf("stop %q: %w", id, err)
-	}
-	e.stopped = true
-	m.stopping[e] = struct{}{}
-	cur := e.cur
-	e.cur = nil
-	m.updateLoops()
-	m.mu.Unlock()
-
-	m.shutdown(ctx, e, cur, drain)
+	m.drainGroup(ctx, e, cur, drain)
 	m.log.Info("listener stopped", "id", id, "address", cur.Addr().String())
-
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	l := m.describe(e)
+	l := m.read(e)
 	l.BoundAddress = cur.Addr()
 	l.Workers = cur.Workers()
 	return l, nil
+}
+
+// forget removes listener id from the configuration and saves it. It
+// returns the listener's entry and current socket group, which keeps
+// answering until drainGroup closes it.
+func (m *Manager) forget(id string) (*entry, *listener.Listener, error) {
+	m.change.Lock()
+	defer m.change.Unlock()
+	if err := m.changeErr(); err != nil {
+		return nil, nil, fmt.Errorf("stop %q: %w", id, err)
+	}
+	e, ok := m.byID[id]
+	if !ok {
+		return nil, nil, fmt.Errorf("stop %q: %w", id, ErrNotFound)
+	}
+	if err := m.save(m.specsWith(id, nil)); err != nil {
+		return nil, nil, fmt.Errorf("stop %q: %w", id, err)
+	}
+	cur := e.cur
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.byID, id)
+	e.stopped = true
+	e.cur = nil
+	m.stopping[e] = struct{}{}
+	m.updateLoops()
+	return e, cur, nil
 }
 
 // Rebind moves a listener to address, keeping its id and counters. The new
@@ -321,140 +252,67 @@ func (m *Manager) Rebind(ctx context.Context, id, address string, drain time.Dur
 	if err != nil {
 		return Listener{}, err
 	}
-	m.mu.Lock()
-	if err := m.changeErr(); err != nil {
-		m.mu.Unlock()
+	e, old, err := m.move(ctx, id, address, addr)
+	if err != nil {
 		return Listener{}, err
+	}
+	if old != nil {
+		m.drainGroup(ctx, e, old, drain)
+	}
+	return m.read(e), nil
+}
+
+// move binds address for listener id and makes it the listener's current
+// socket group. It returns the group replaced, which still answers until
+// drainGroup closes it, or nil when no new sockets were needed.
+func (m *Manager) move(ctx context.Context, id, address string, addr netip.AddrPort) (*entry, *listener.Listener, error) {
+	m.change.Lock()
+	defer m.change.Unlock()
+	if err := m.changeErr(); err != nil {
+		return nil, nil, fmt.Errorf("rebind %q: %w", id, err)
 	}
 	e, ok := m.byID[id]
 	if !ok {
-		m.mu.Unlock()
-		return Listener{}, fmt.Errorf("rebind %q: %w", id, ErrNotFound)
+		return nil, nil, fmt.Errorf("rebind %q: %w", id, ErrNotFound)
 	}
 	if e.addr == addr {
-		defer m.mu.Unlock()
-		return m.describe(e), nil
+		return e, nil, nil
 	}
+	spec := e.spec
+	spec.Address = address
 	other := m.onAddress(addr)
 	if other == e {
 		// e asked for port 0 and was given this one: keep the sockets and
 		// record the fixed address.
-		oldSpec, oldAddr := e.spec, e.addr
-		e.spec.Address, e.addr = address, addr
-		if err := m.save(); err != nil {
-			e.spec, e.addr = oldSpec, oldAddr
-			m.mu.Unlock()
-			return Listener{}, fmt.Errorf("rebind %q: %w", id, err)
+		if err := m.save(m.specsWith(id, &spec)); err != nil {
+			return nil, nil, fmt.Errorf("rebind %q: %w", id, err)
 		}
-		defer m.mu.Unlock()
-		return m.describe(e), nil
+		m.mu.Lock()
+		e.spec, e.addr = spec, addr
+		m.mu.Unlock()
+		return e, nil, nil
 	}
 	if other != nil {
-		m.mu.Unlock()
-		return Listener{}, fmt.Errorf("rebind %q to %s: listener %q holds it: %w", id, address, other.spec.ID, ErrAddressInUse)
+		return nil, nil, fmt.Errorf("rebind %q to %s: listener %q holds it: %w", id, address, other.spec.ID, ErrAddressInUse)
 	}
-	nl, err := m.listen(ctx, addr, e.spec)
+	nl, err := m.listen(ctx, addr, spec)
 	if err != nil {
-		m.mu.Unlock()
-		return Listener{}, fmt.Errorf("rebind %q to %s: %w", id, address, err)
+		return nil, nil, fmt.Errorf("rebind %q to %s: %w", id, address, err)
 	}
-	old, oldSpec, oldAddr, oldBound := e.cur, e.spec, e.addr, e.bound
-	e.cur, e.addr, e.spec.Address, e.bound = nl, addr, address, time.Now()
-	e.groups = append(e.groups, nl)
-	if err := m.save(); err != nil {
-		e.cur, e.addr, e.spec, e.bound = old, oldAddr, oldSpec, oldBound
-		e.groups = slices.DeleteFunc(e.groups, func(g *listener.Listener) bool { return g == nl })
+	if err := m.save(m.specsWith(id, &spec)); err != nil {
 		nl.Close()
-		m.mu.Unlock()
-		return Listener{}, fmt.Errorf("rebind %q: %w", id, err)
+		return nil, nil, fmt.Errorf("rebind %q: %w", id, err)
 	}
+	old := e.cur
+	m.mu.Lock()
+	e.cur, e.addr, e.spec, e.bound = nl, addr, spec, time.Now()
+	e.groups = append(e.groups, nl)
 	e.gen++
 	m.updateLoops()
-	m.serve(nl)
 	m.mu.Unlock()
+	m.serve(nl)
 	m.log.Info("listener rebound", "id", id, "from", old.Addr().String(), "to", nl.Addr().String())
-
-	m.shutdown(ctx, e, old, drain)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.describe(e), nil
-}
-
-// Get returns one listener.
-func (m *Manager) Get(id string) (Listener, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e, ok := m.byID[id]
-	if !ok {
-		return Listener{}, fmt.Errorf("get %q: %w", id, ErrNotFound)
-	}
-	return m.describe(e), nil
-}
-
-// List returns up to limit listeners ordered by id, starting after the id
-// after (empty: from the first), and whether more follow.
-func (m *Manager) List(after string, limit int) ([]Listener, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	ids := make([]string, 0, len(m.byID))
-	for id := range m.byID {
-		if id > after {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	more := limit > 0 && len(ids) > limit
-	if more {
-		ids = ids[:limit]
-	}
-	out := make([]Listener, len(ids))
-	for i, id := range ids {
-		out[i] = m.describe(m.byID[id])
-	}
-	return out, more
-}
-
-// ListenerStats are one listener's counters.
-type ListenerStats struct {
-	ID    string
-	Stats listener.Stats
-}
-
-// Stats returns the counters of listener id (all listeners when id is
-// empty, ordered by id) and the daemon's totals, which include every
-// listener stopped since the Manager was made.
-func (m *Manager) Stats(id string) (total listener.Stats, per []ListenerStats, err error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	total = m.retired
-	total.Start = m.start
-	for e := range m.stopping {
-		total = total.Add(e.stats())
-	}
-	for _, e := range m.byID {
-		total = total.Add(e.stats())
-	}
-	total.Start = m.start
-	if id != "" {
-		e, ok := m.byID[id]
-		if !ok {
-			return listener.Stats{}, nil, fmt.Errorf("stats %q: %w", id, ErrNotFound)
-		}
-		return total, []ListenerStats{{id, e.stats()}}, nil
-	}
-	per = make([]ListenerStats, 0, len(m.byID))
-	for id, e := range m.byID {
-		per = append(per, ListenerStats{id, e.stats()})
-	}
-	slices.SortFunc(per, func(a, b ListenerStats) int { return strings.Compare(a.ID, b.ID) })
-	return total, per, nil
-}
-
-// Specs returns the configuration of every listener, ordered by id.
-func (m *Manager) Specs() []Spec {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.specs()
+	return e, old, nil
 }
 
 // Shutdown stops every listener in this order: no new change is accepted;
@@ -463,9 +321,10 @@ func (m *Manager) Specs() []Spec {
 // an error. The saved configuration is left as it was, so a restarted
 // daemon can resume it.
 func (m *Manager) Shutdown(ctx context.Context) error {
-	m.mu.Lock()
+	m.change.Lock()
 	m.closed = true
 	var groups []*listener.Listener
+	m.mu.Lock()
 	for _, e := range m.byID {
 		groups = append(groups, e.groups...)
 	}
@@ -473,6 +332,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 		groups = append(groups, e.groups...)
 	}
 	m.mu.Unlock()
+	m.change.Unlock()
 
 	errs := make([]error, len(groups))
 	var wg sync.WaitGroup
@@ -486,11 +346,14 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	wg.Wait()
 	// Every socket is closed now, so the Serve goroutines end at once.
 	m.wg.Wait()
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
 }
 
-// changeErr says why no change is accepted now, if none is; called with
-// m.mu held.
+// changeErr says why no change is accepted now, if none is. Called with
+// m.change held.
 func (m *Manager) changeErr() error {
 	switch {
 	case m.closed:
@@ -525,15 +388,17 @@ func (m *Manager) serve(l *listener.Listener) {
 	}()
 }
 
-// shutdown drains group g of entry e for up to drain, then moves its
-// counters into e.base. Called without m.mu.
-func (m *Manager) shutdown(ctx context.Context, e *entry, g *listener.Listener, drain time.Duration) {
+// drainGroup lets socket group g of entry e answer what it holds for up
+// to drain, closes it, and moves its counters into e.base. It takes no
+// lock while it waits.
+func (m *Manager) drainGroup(ctx context.Context, e *entry, g *listener.Listener, drain time.Duration) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
 	defer cancel()
 	g.Shutdown(ctx)
+	final := g.Stats()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e.base = e.base.Add(g.Stats())
+	e.base = e.base.Add(final)
 	e.groups = slices.DeleteFunc(e.groups, func(x *listener.Listener) bool { return x == g })
 	m.updateLoops()
 	if e.stopped && len(e.groups) == 0 {
@@ -550,112 +415,8 @@ func (m *Manager) limits(spec Spec) Limits {
 	return m.opts.Limits
 }
 
-func sameLimits(a, b *Limits) bool {
-	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
-}
-
-// updateLoops publishes what listeners never answer: the classic
-// responder ports, the configured ones, and the address of every listener
-// of this daemon (draining ones included). Called with m.mu held.
-func (m *Manager) updateLoops() {
-	ports := append(slices.Clone(listener.ClassicResponderPorts), m.opts.LoopPorts...)
-	var self []netip.AddrPort
-	for _, e := range m.byID {
-		for _, g := range e.groups {
-			self = append(self, g.Addr())
-		}
-	}
-	for e := range m.stopping {
-		for _, g := range e.groups {
-			self = append(self, g.Addr())
-		}
-	}
-	m.loops.Set(ports, self)
-}
-
-// describe must be called with m.mu held.
-func (m *Manager) describe(e *entry) Listener {
-	l := Listener{
-		ID:         e.spec.ID,
-		Address:    e.spec.Address,
-		State:      StateRunning,
-		Generation: e.gen,
-		Created:    e.created,
-		Bound:      e.bound,
-		Limits:     m.limits(e.spec),
-		Stats:      e.stats(),
-	}
-	if e.stopped {
-		l.State = StateStopped
-	}
-	if e.cur != nil {
-		l.BoundAddress = e.cur.Addr()
-		l.Workers = e.cur.Workers()
-	}
-	return l
-}
-
-func (e *entry) stats() listener.Stats {
-	s := e.base
-	for _, g := range e.groups {
-		s = s.Add(g.Stats())
-	}
-	return s
-}
-
-// onAddress returns the listener asked to run on addr (port 0 never
-// matches: each asks for a port of its own).
-func (m *Manager) onAddress(addr netip.AddrPort) *entry {
-	if addr.Port() == 0 {
-		return nil
-	}
-	for _, e := range m.byID {
-		if e.addr == addr || (e.cur != nil && e.cur.Addr() == addr) {
-			return e
-		}
-	}
-	return nil
-}
-
-func (m *Manager) newID(addr netip.AddrPort) string {
-	if addr.Port() != 0 {
-		base := "udp-" + strconv.Itoa(int(addr.Port()))
-		if _, taken := m.byID[base]; !taken {
-			return base
-		}
-		for i := 2; ; i++ {
-			id := base + "-" + strconv.Itoa(i)
-			if _, taken := m.byID[id]; !taken {
-				return id
-			}
-		}
-	}
-	for {
-		var b [3]byte
-		rand.Read(b[:])
-		id := "udp-" + hex.EncodeToString(b[:])
-		if _, taken := m.byID[id]; !taken {
-			return id
-		}
-	}
-}
-
-func (m *Manager) remember(requestID, id string) {
-	if requestID == "" {
-		return
-	}
-	if _, seen := m.requests[requestID]; seen {
-		m.requests[requestID] = id // reused after its listener went: keep one entry
-		return
-	}
-	if len(m.reqOrder) >= maxRequestIDs {
-		delete(m.requests, m.reqOrder[0])
-		m.reqOrder = m.reqOrder[1:]
-	}
-	m.requests[requestID] = id
-	m.reqOrder = append(m.reqOrder, requestID)
-}
-
+// specs returns the configuration of every listener, ordered by id.
+// Called with m.change or m.mu held.
 func (m *Manager) specs() []Spec {
 	specs := make([]Spec, 0, len(m.byID))
 	for _, e := range m.byID {
@@ -665,23 +426,24 @@ func (m *Manager) specs() []Spec {
 	return specs
 }
 
-// save writes the configuration; called with m.mu held.
-func (m *Manager) save() error {
+// specsWith returns the configuration as it will be once listener id has
+// spec (nil: once it is gone). Called with m.change held.
+func (m *Manager) specsWith(id string, spec *Spec) []Spec {
+	specs := slices.DeleteFunc(m.specs(), func(s Spec) bool { return s.ID == id })
+	if spec != nil {
+		specs = append(specs, *spec)
+		slices.SortFunc(specs, func(a, b Spec) int { return strings.Compare(a.ID, b.ID) })
+	}
+	return specs
+}
+
+// save writes specs to the Store. Called with m.change held and m.mu not.
+func (m *Manager) save(specs []Spec) error {
 	if m.opts.Store == nil {
 		return nil
 	}
-	if err := m.opts.Store.Save(m.specs()); err != nil {
+	if err := m.opts.Store.Save(specs); err != nil {
 		return fmt.Errorf("%w: %w", ErrStateSave, err)
 	}
 	return nil
-}
-
-func drainTimeout(d time.Duration) (time.Duration, error) {
-	switch {
-	case d < 0 || d > MaxDrainTimeout:
-		return 0, &FieldError{Field: "drain_timeout", Value: d.String(), Reason: "must be from 0 to 1m", Err: ErrInvalidArgument}
-	case d == 0:
-		return DefaultDrainTimeout, nil
-	}
-	return d, nil
 }

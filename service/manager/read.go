@@ -1,0 +1,175 @@
+package manager
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/udpd/udpd/service/listener"
+)
+
+// The read path: every method here takes m.mu only to copy what it needs
+// (a view per entry) and reads the sockets' counters after releasing it.
+
+// Get returns one listener.
+func (m *Manager) Get(id string) (Listener, error) {
+	m.mu.Lock()
+	e, ok := m.byID[id]
+	var v view
+	if ok {
+		v = m.viewOf(e)
+	}
+	m.mu.Unlock()
+	if !ok {
+		return Listener{}, fmt.Errorf("get %q: %w", id, ErrNotFound)
+	}
+	return v.listener(), nil
+}
+
+// List returns up to limit listeners ordered by id, starting after the id
+// after (empty: from the first), and whether more follow.
+func (m *Manager) List(after string, limit int) ([]Listener, bool) {
+	m.mu.Lock()
+	ids := make([]string, 0, len(m.byID))
+	for id := range m.byID {
+		if id > after {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	more := limit > 0 && len(ids) > limit
+	if more {
+		ids = ids[:limit]
+	}
+	views := make([]view, len(ids))
+	for i, id := range ids {
+		views[i] = m.viewOf(m.byID[id])
+	}
+	m.mu.Unlock()
+
+	out := make([]Listener, len(views))
+	for i, v := range views {
+		out[i] = v.listener()
+	}
+	return out, more
+}
+
+// Stats returns the counters of listener id (all listeners when id is
+// empty, ordered by id) and the daemon's totals, which include every
+// listener stopped since the Manager was made.
+func (m *Manager) Stats(id string) (total listener.Stats, per []ListenerStats, err error) {
+	m.mu.Lock()
+	retired, start := m.retired, m.start
+	all := make([]counters, 0, len(m.stopping)+len(m.byID))
+	for e := range m.stopping {
+		all = append(all, countersOf(e))
+	}
+	mine := -1
+	for eid, e := range m.byID {
+		if eid == id {
+			mine = len(all)
+		}
+		all = append(all, countersOf(e))
+	}
+	m.mu.Unlock()
+	if id != "" && mine < 0 {
+		return listener.Stats{}, nil, fmt.Errorf("stats %q: %w", id, ErrNotFound)
+	}
+
+	total = retired
+	for i := range all {
+		all[i].read()
+		total = total.Add(all[i].stats)
+	}
+	total.Start = start
+	if id != "" {
+		return total, []ListenerStats{{id, all[mine].stats}}, nil
+	}
+	per = make([]ListenerStats, 0, len(all))
+	for _, c := range all {
+		if c.id != "" {
+			per = append(per, ListenerStats{c.id, c.stats})
+		}
+	}
+	slices.SortFunc(per, func(a, b ListenerStats) int { return strings.Compare(a.ID, b.ID) })
+	return total, per, nil
+}
+
+// Specs returns the configuration of every listener, ordered by id.
+func (m *Manager) Specs() []Spec {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.specs()
+}
+
+// read describes e as it is now. Called with m.mu not held.
+func (m *Manager) read(e *entry) Listener {
+	m.mu.Lock()
+	v := m.viewOf(e)
+	m.mu.Unlock()
+	return v.listener()
+}
+
+// counters is a copy of an entry's counter sources: the counters of its
+// groups gone and the groups still open, whose counters are read later.
+type counters struct {
+	id     string // empty for a stopped listener still draining
+	base   listener.Stats
+	groups []*listener.Listener
+	stats  listener.Stats // set by read
+}
+
+// countersOf must be called with m.mu held.
+func countersOf(e *entry) counters {
+	c := counters{base: e.base, groups: slices.Clone(e.groups)}
+	if !e.stopped {
+		c.id = e.spec.ID
+	}
+	return c
+}
+
+// read sums the counters; it reads every socket and takes no lock.
+func (c *counters) read() {
+	c.stats = c.base
+	for _, g := range c.groups {
+		c.stats = c.stats.Add(g.Stats())
+	}
+}
+
+// view is a copy of an entry: a Listener without its counters, and where
+// to read them.
+type view struct {
+	l Listener
+	c counters
+}
+
+// viewOf must be called with m.mu held.
+func (m *Manager) viewOf(e *entry) view {
+	v := view{
+		l: Listener{
+			ID:         e.spec.ID,
+			Address:    e.spec.Address,
+			State:      StateRunning,
+			Generation: e.gen,
+			Created:    e.created,
+			Bound:      e.bound,
+			Limits:     m.limits(e.spec),
+		},
+		c: countersOf(e),
+	}
+	if e.stopped {
+		v.l.State = StateStopped
+	}
+	if e.cur != nil {
+		v.l.BoundAddress = e.cur.Addr()
+		v.l.Workers = e.cur.Workers()
+	}
+	return v
+}
+
+// listener reads the counters and returns the whole Listener.
+func (v view) listener() Listener {
+	v.c.read()
+	v.l.Stats = v.c.stats
+	return v.l
+}
