@@ -36,7 +36,7 @@ func (s *stuckStore) setBlock(b bool) { <-s.block; s.block <- b }
 
 // TestReadsDoNotWaitForAStuckSave holds each kind of change inside a Save
 // that does not return, and checks that Get, List, Stats and Specs answer
-// meanwhile, showing the state from before the change.
+// (and Snapshot) meanwhile, showing the state from before the change.
 func TestReadsDoNotWaitForAStuckSave(t *testing.T) {
 	store := newStuckStore()
 	m := newManager(t, manager.Options{Store: store})
@@ -88,6 +88,7 @@ func TestReadsDoNotWaitForAStuckSave(t *testing.T) {
 				total  uint64
 				per    []manager.ListenerStats
 				specs  []manager.Spec
+				snap   manager.Snapshot
 			}
 			done := make(chan reads, 1)
 			go func() {
@@ -97,6 +98,7 @@ func TestReadsDoNotWaitForAStuckSave(t *testing.T) {
 				total, per, _ := m.Stats("")
 				r.total, r.per = total.DatagramsSent, per
 				r.specs = m.Specs()
+				r.snap = m.Snapshot()
 				done <- r
 			}()
 			var r reads
@@ -104,7 +106,7 @@ func TestReadsDoNotWaitForAStuckSave(t *testing.T) {
 			case r = <-done:
 			case <-ctx(t).Done():
 				unstick() // so that the test can end and shut down
-				t.Fatalf("Get, List, Stats and Specs still waiting while a %s is saving", c.name)
+				t.Fatalf("Get, List, Stats, Specs and Snapshot still waiting while a %s is saving", c.name)
 			}
 			// The change is still inside Save: nothing released it.
 			select {
@@ -124,6 +126,9 @@ func TestReadsDoNotWaitForAStuckSave(t *testing.T) {
 			}
 			if r.total != 1 || len(r.per) != len(before) {
 				t.Errorf("Stats during save: got total sent %d and %d listeners, want 1 and %d", r.total, len(r.per), len(before))
+			}
+			if got := ids(r.snap.Listeners); r.snap.Total.DatagramsSent != 1 || !cmp.Equal(got, wantIDs) {
+				t.Errorf("Snapshot during save: got total sent %d and %v, want 1 and %v", r.snap.Total.DatagramsSent, got, wantIDs)
 			}
 			if diff := cmp.Diff(before, r.specs); diff != "" {
 				t.Errorf("Specs during save (-want +got):\n%s", diff)

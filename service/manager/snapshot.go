@@ -22,17 +22,27 @@ type Snapshot struct {
 // often share one (see service/sampler).
 func (m *Manager) Snapshot() Snapshot {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	s := Snapshot{Time: time.Now(), Total: m.retired, Listeners: make([]Listener, 0, len(m.byID))}
+	now, start, retired := time.Now(), m.start, m.retired
+	stopping := make([]counters, 0, len(m.stopping))
 	for e := range m.stopping {
-		s.Total = s.Total.Add(e.stats())
+		stopping = append(stopping, countersOf(e))
 	}
+	views := make([]view, 0, len(m.byID))
 	for _, e := range m.byID {
-		l := m.describe(e)
-		s.Total = s.Total.Add(l.Stats)
-		s.Listeners = append(s.Listeners, l)
+		views = append(views, m.viewOf(e))
 	}
-	s.Total.Start = m.start
+	m.mu.Unlock()
+
+	s := Snapshot{Time: now, Total: retired, Listeners: make([]Listener, len(views))}
+	for i := range stopping {
+		stopping[i].read()
+		s.Total = s.Total.Add(stopping[i].stats)
+	}
+	for i, v := range views {
+		s.Listeners[i] = v.listener()
+		s.Total = s.Total.Add(s.Listeners[i].Stats)
+	}
+	s.Total.Start = start
 	slices.SortFunc(s.Listeners, func(a, b Listener) int { return strings.Compare(a.ID, b.ID) })
 	return s
 }
