@@ -92,6 +92,7 @@ func scriptParams(t *testing.T, dir string) testscript.Params {
 			"jsoneq":     cmdJSONEq,
 			"gencerts":   cmdGenCerts,
 			"httpget":    cmdHTTPGet,
+			"httpwait":   cmdHTTPWait,
 			"notifysock": cmdNotifySock,
 			"waitfor":    cmdWaitFor,
 			"sleep":      cmdSleep,
@@ -336,6 +337,35 @@ func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	if ok == neg {
 		ts.Fatalf("GET %s: err %v, status %v", args[0], err, resp)
+	}
+}
+
+// httpwait URL REGEXP fetches URL until its body has a line matching
+// REGEXP (10 s at most) and leaves that body in stdout: for documents
+// that follow the daemon's state a moment later, such as status.json.
+func cmdHTTPWait(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: httpwait URL REGEXP")
+	}
+	re, err := regexp.Compile("(?m)" + args[1])
+	ts.Check(err)
+	c := &http.Client{Timeout: 10 * time.Second}
+	deadline := time.Now().Add(10 * time.Second)
+	var body []byte
+	for {
+		resp, err := c.Get(args[0])
+		if err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && re.Match(body) {
+				ts.Stdout().Write(body)
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("GET %s: no line matches %q after 10s (err %v); last body:\n%s", args[0], args[1], err, body)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

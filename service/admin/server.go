@@ -146,6 +146,16 @@ func (s *Server) Drain() {
 	})
 }
 
+// Serving reports whether the server serves: true until Drain.
+func (s *Server) Serving() bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
 // Stop drains the server, lets running calls finish for up to timeout
 // (GracefulStop), then closes every connection (Stop).
 func (s *Server) Stop(timeout time.Duration) {

@@ -23,6 +23,7 @@ import (
 	"github.com/udpd/udpd/service/manager"
 	"github.com/udpd/udpd/service/sampler"
 	"github.com/udpd/udpd/service/state"
+	"github.com/udpd/udpd/service/status"
 )
 
 // statusHistory is how far back the status page's charts go.
@@ -179,7 +180,8 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *daemon, err e
 	aopts := admin.Options{Logger: log, TLS: tlsCfg, Token: token, Sampler: d.smp}
 	if cfg.metrics != "" {
 		ms := newMetrics(d.m)
-		if err := ms.listen(cfg.metrics, metricsTLS(tlsCfg), cfg.metricsInsecure); err != nil {
+		page := status.Handler(status.Options{Sampler: d.smp, Version: buildinfo.Version(), Start: time.Now(), Health: d.health})
+		if err := ms.listen(cfg.metrics, metricsTLS(tlsCfg), cfg.metricsInsecure, page); err != nil {
 			return nil, err
 		}
 		d.metrics = ms
@@ -232,6 +234,15 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *daemon, err e
 		}
 	}
 	return d, nil
+}
+
+// health is the admin API's health for the status page: SERVING until
+// shutdown begins.
+func (d *daemon) health() string {
+	if d.srv == nil || !d.srv.Serving() {
+		return "NOT_SERVING"
+	}
+	return "SERVING"
 }
 
 // shutdown stops udpd in this order, within --shutdown-timeout (plus at

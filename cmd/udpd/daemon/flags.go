@@ -164,7 +164,7 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.BoolVar(&cfg.limitLoopback, "rate-limit-loopback", false, "apply the rate limits to loopback sources too (exempt by default)")
 	fs.Float64Var(&cfg.maxReplyRatio, "max-reply-ratio", 0, "refuse replies more than this many times longer than their request (0: off; uppercase can triple)")
 	fs.StringVar(&cfg.loopPorts, "loop-ports", "", "comma-separated source `ports` of other responders, never answered (besides 7,13,17,19,37 and 12000; udpd's own addresses are never answered)")
-	fs.StringVar(&cfg.metrics, "metrics", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (off unless given; loopback unless TLS or --metrics-insecure)")
+	fs.StringVar(&cfg.metrics, "metrics", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics and a status page at / (off unless given; loopback unless TLS or --metrics-insecure)")
 	fs.BoolVar(&cfg.metricsInsecure, "metrics-insecure", false, "allow plain-text metrics on a non-loopback address")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log `format`: text or json")

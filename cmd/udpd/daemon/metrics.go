@@ -75,7 +75,9 @@ func metricsTLS(admin *tls.Config) *tls.Config {
 
 // listen opens the metrics address: loopback only, unless TLS is on or the
 // operator said --metrics-insecure.
-func (s *metricsServer) listen(addr string, tlsCfg *tls.Config, insecure bool) error {
+// The status page (page) is served at / beside /metrics, under the same
+// rule.
+func (s *metricsServer) listen(addr string, tlsCfg *tls.Config, insecure bool, page http.Handler) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("--metrics %q: want host:port", addr)
@@ -90,6 +92,7 @@ func (s *metricsServer) listen(addr string, tlsCfg *tls.Config, insecure bool) e
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	mux.Handle("/", page)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg}
 	return nil
 }
