@@ -4,6 +4,22 @@ GO      ?= go
 BUF     := $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 FUZZTIME ?= 20s
 SOAK    ?= 60s
+BIN     ?= bin
+
+# Version stamping: from git when there is a checkout, else empty, and the
+# binaries fall back to what git archive wrote into
+# cmd/internal/buildinfo/archive.txt, then to Go's build info.
+VERSION  ?= $(shell git describe --tags --always --dirty --match 'v*' 2>/dev/null)
+REVISION ?= $(shell r=$$(git rev-parse HEAD 2>/dev/null) && { git diff --quiet HEAD -- 2>/dev/null || r=$$r-dirty; echo $$r; })
+BUILDINFO := github.com/udpd/udpd/cmd/internal/buildinfo
+LDFLAGS  := -X $(BUILDINFO).version=$(VERSION) -X $(BUILDINFO).revision=$(REVISION)
+
+# make install: PREFIX=/usr/local by default; DESTDIR stages a package.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DATADIR ?= $(PREFIX)/share
 
 .DEFAULT_GOAL := help
 
@@ -12,15 +28,40 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build udpd and udpctl into bin/
-	$(GO) build -o bin/ ./cmd/...
+build: ## Build udpd and udpctl into bin/ (BIN=dir), stamped with git describe
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/udpd ./cmd/udpctl
+
+.PHONY: man
+man: ## Generate the man pages (udpd.8, udpctl.1, udpctl-*.1) into bin/man
+	$(GO) run -ldflags '$(LDFLAGS)' ./cmd/internal/mangen $(BIN)/man
+
+.PHONY: install
+install: build man ## Install binaries, completions, man pages and the systemd unit (PREFIX=/usr/local, DESTDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+	  $(DESTDIR)$(DATADIR)/bash-completion/completions $(DESTDIR)$(DATADIR)/zsh/site-functions \
+	  $(DESTDIR)$(DATADIR)/fish/vendor_completions.d
+	install -m 0755 $(BIN)/udpd $(BIN)/udpctl $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(BIN)/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(BIN)/man/udpd.8 $(DESTDIR)$(MANDIR)/man8/
+	$(BIN)/udpctl completion bash > $(DESTDIR)$(DATADIR)/bash-completion/completions/udpctl
+	$(BIN)/udpctl completion zsh > $(DESTDIR)$(DATADIR)/zsh/site-functions/_udpctl
+	$(BIN)/udpctl completion fish > $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/udpctl.fish
+	sed 's|/usr/local/bin/udpd|$(BINDIR)/udpd|g' deploy/udpd.service > $(DESTDIR)$(UNITDIR)/udpd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/udpd.service
+
+.PHONY: uninstall
+uninstall: ## Remove what make install installed (same PREFIX and DESTDIR)
+	rm -f $(DESTDIR)$(BINDIR)/udpd $(DESTDIR)$(BINDIR)/udpctl $(DESTDIR)$(MANDIR)/man8/udpd.8 \
+	  $(DESTDIR)$(MANDIR)/man1/udpctl.1 $(DESTDIR)$(MANDIR)/man1/udpctl-*.1 $(DESTDIR)$(UNITDIR)/udpd.service \
+	  $(DESTDIR)$(DATADIR)/bash-completion/completions/udpctl $(DESTDIR)$(DATADIR)/zsh/site-functions/_udpctl \
+	  $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/udpctl.fish
 
 .PHONY: run
 run: ## Run udpd with its defaults (UDP 127.0.0.1:12000, admin 127.0.0.1:50051); ARGS='--flag …'
-	$(GO) build -o bin/ ./cmd/udpd
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/udpd
 	@# set -m runs udpd as its own job: Ctrl-C reaches udpd alone, not make
 	@# (which would die of it), so make exits with udpd's status, 0.
-	@set -m; bin/udpd $(ARGS)
+	@set -m; $(BIN)/udpd $(ARGS)
 
 .PHONY: test
 test: ## Run every test with the race detector (the README's test command)

@@ -48,6 +48,8 @@ type Options struct {
 	// (the daemon's, which also feeds the status page). Without one,
 	// the server runs its own, with the default watcher cap, until Stop.
 	Sampler *sampler.Sampler
+	// Version is what GetVersion answers.
+	Version Version
 }
 
 // Server is the admin gRPC server: the ListenerService, grpc.health.v1
@@ -97,7 +99,9 @@ func NewServer(m *manager.Manager, opts Options) *Server {
 		smp = sampler.New(m, sampler.Options{})
 		go smp.Run(ctx)
 	}
-	NewService(m, smp, s.done).Register(g)
+	svc := NewService(m, smp, s.done)
+	svc.version = opts.Version
+	svc.Register(g)
 	healthpb.RegisterHealthServer(g, s.health)
 	s.health.SetServingStatus(adminv1.ListenerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(g)

@@ -32,9 +32,10 @@ const (
 // Service implements adminv1.ListenerServiceServer over a manager.
 type Service struct {
 	adminv1.UnimplementedListenerServiceServer
-	m    *manager.Manager
-	smp  *sampler.Sampler // shares one reading per tick among WatchStats streams
-	done <-chan struct{}  // closed when the daemon shuts down: ends WatchStats
+	m       *manager.Manager
+	smp     *sampler.Sampler // shares one reading per tick among WatchStats streams
+	done    <-chan struct{}  // closed when the daemon shuts down: ends WatchStats
+	version Version          // what GetVersion answers
 
 	watchMu   sync.Mutex
 	watchSnap *manager.Snapshot           // the last snapshot converted for all listeners

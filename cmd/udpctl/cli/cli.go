@@ -64,6 +64,15 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return code
 }
 
+// Command returns udpctl's command tree, for generating its man pages
+// (cmd/internal/mangen). Running it writes to the process's streams.
+func Command() *cobra.Command {
+	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	root := a.newRootCmd()
+	root.DisableAutoGenTag = true
+	return root
+}
+
 // app holds the standard streams and the global flags.
 type app struct {
 	stdin          io.Reader
@@ -104,7 +113,7 @@ Exit codes: 0 success; 1 failure (such as no UDP reply); 2 usage error;
   udpctl --context edge-a,edge-b stats`,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
-		Version:           buildinfo.Version(),
+		Version:           buildinfo.Get().String(),
 		PersistentPreRunE: a.checkGlobals,
 		// Suggest "send" for "sned", as cobra does by default.
 		SuggestionsMinimumDistance: 2,
@@ -170,7 +179,7 @@ Exit codes: 0 success; 1 failure (such as no UDP reply); 2 usage error;
 		c.GroupID = "admin"
 		root.AddCommand(c)
 	}
-	root.AddCommand(newVersionCmd())
+	root.AddCommand(a.newVersionCmd())
 
 	// cobra's own help and completion commands, added now rather than in
 	// Execute so that their argument checks can be made usage errors too.
@@ -229,19 +238,6 @@ func (a *app) rpcTimeout() time.Duration {
 		return a.timeout
 	}
 	return 10 * time.Second
-}
-
-func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:     "version",
-		Short:   "Print udpctl's version",
-		Example: `  udpctl version`,
-		Args:    noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(cmd.OutOrStdout(), "udpctl %s\n", buildinfo.Version())
-			return nil
-		},
-	}
 }
 
 func envOr(key, def string) string {

@@ -133,7 +133,7 @@ func TestRunHelpSucceeds(t *testing.T) {
 		{[]string{"completion", "bash"}, "__udpctl_"},
 		{[]string{"completion", "bash", "--help"}, "bash"},
 		{[]string{"--version"}, "udpctl "},
-		{[]string{"version"}, "udpctl "},
+		{[]string{"version", "--client"}, "udpctl "},
 	} {
 		var out, errOut bytes.Buffer
 		code := Run(context.Background(), tc.args, strings.NewReader(""), &out, &errOut)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	adminv1 "github.com/udpd/udpd/gen/udpd/admin/v1"
@@ -102,7 +104,18 @@ func (a *app) callTarget(ctx context.Context, t daemonTarget, extra time.Duratio
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(ctx, a.rpcTimeout()+max(extra, 0))
 	defer cancel()
-	return fn(ctx, adminv1.NewListenerServiceClient(conn))
+	return explain(t, fn(ctx, adminv1.NewListenerServiceClient(conn)))
+}
+
+// explain adds the question a user needs to a call that found no admin
+// API: UNAVAILABLE without udpd's error details is the transport's, not
+// udpd's (which says SHUTTING_DOWN). The code, and so the exit code, stays.
+func explain(t daemonTarget, err error) error {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unavailable || len(st.Details()) > 0 {
+		return err
+	}
+	return status.Error(codes.Unavailable, st.Message()+" (is udpd running at "+t.admin+"?)")
 }
 
 func (a *app) printReply(cmd *cobra.Command, r reply) error {

@@ -162,7 +162,7 @@ func (a *app) watchOne(ctx context.Context, t daemonTarget, id string, interval 
 	defer conn.Close()
 	stream, err := adminv1.NewListenerServiceClient(conn).WatchStats(ctx, &adminv1.WatchStatsRequest{ListenerId: id, Interval: durationpb.New(interval)})
 	if err != nil {
-		return err
+		return explain(t, err)
 	}
 	for {
 		resp, err := stream.Recv()
@@ -170,7 +170,7 @@ func (a *app) watchOne(ctx context.Context, t daemonTarget, id string, interval 
 			return nil
 		}
 		if err != nil {
-			return err
+			return explain(t, err)
 		}
 		if !emit(resp) {
 			return nil

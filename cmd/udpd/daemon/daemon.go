@@ -53,7 +53,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if cfg.version {
-		fmt.Fprintf(stdout, "udpd %s\n", buildinfo.Version())
+		fmt.Fprintf(stdout, "udpd %s\n", buildinfo.Get())
 		return exitOK
 	}
 	var h slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel})
@@ -177,7 +177,9 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *daemon, err e
 	d.stopSampler = stopSampler
 	cleanup = append(cleanup, stopSampler)
 	go d.smp.Run(sctx)
-	aopts := admin.Options{Logger: log, TLS: tlsCfg, Token: token, Sampler: d.smp}
+	bi := buildinfo.Get()
+	aopts := admin.Options{Logger: log, TLS: tlsCfg, Token: token, Sampler: d.smp,
+		Version: admin.Version{Version: bi.Version, Revision: bi.Revision, GoVersion: bi.GoVersion}}
 	if cfg.metrics != "" {
 		ms := newMetrics(d.m)
 		page := status.Handler(status.Options{Sampler: d.smp, Version: buildinfo.Version(), Start: time.Now(), Health: d.health})
@@ -224,7 +226,7 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *daemon, err e
 	for i, l := range d.started {
 		addrs[i] = l.ID + "=" + l.BoundAddress.String()
 	}
-	log.Info("udpd ready", "admin", d.adminAddr, "metrics", d.metricsAddr, "admin_tls", tlsCfg != nil, "admin_token", token != "", "listeners", strings.Join(addrs, " "), "state", cfg.statePath, "version", buildinfo.Version())
+	log.Info("udpd ready", "admin", d.adminAddr, "metrics", d.metricsAddr, "admin_tls", tlsCfg != nil, "admin_token", token != "", "listeners", strings.Join(addrs, " "), "state", cfg.statePath, "version", bi.Version, "revision", bi.Revision)
 	if err := sdNotify("READY=1\nSTATUS=serving " + strconv.Itoa(len(d.started)) + " listeners"); err != nil {
 		log.Warn("systemd notification failed", "err", err)
 	}

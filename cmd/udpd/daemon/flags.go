@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/udpd/udpd/service/manager"
@@ -108,39 +109,77 @@ func defaultStatePath() string {
 	return "udpd-state.json"
 }
 
-const usageText = `Usage: udpd [flags]
-
-udpd answers every UDP datagram with its uppercase, on any number of
+// The parts of the usage, shared by --help and the man page (Command).
+const (
+	usageIntro = `udpd answers every UDP datagram with its uppercase, on any number of
 listeners managed at run time over a gRPC admin API (see udpctl).
 
 With no flags it serves 127.0.0.1:12000 and the admin API on
 127.0.0.1:50051. With --resume it starts the listeners saved in the state
-file instead (the --listen ones on the first run, when there is none).
-
-Examples:
-  udpd
+file instead (the --listen ones on the first run, when there is none).`
+	usageExamples = `  udpd
   udpd --listen 127.0.0.1:12000 --listen '[::1]:12000' --metrics 127.0.0.1:9112
   udpd --resume --admin unix:///run/udpd/admin.sock --log-format json
   udpd --listen 0.0.0.0:12000 --rate-limit 100 --admin-token-file /etc/udpd/token
-  UDPD_ADMIN=unix:///run/udpd/admin.sock UDPD_LISTEN=127.0.0.1:12000,[::1]:12000 udpd
+  UDPD_ADMIN=unix:///run/udpd/admin.sock UDPD_LISTEN=127.0.0.1:12000,[::1]:12000 udpd`
+	usageEnvironment = `Every flag except --help and --version can also be set by an environment
+variable: UDPD_ and the flag's name in capitals with "-" as "_"
+(UDPD_ADMIN, UDPD_RATE_LIMIT, UDPD_RESUME=true). A flag on the command
+line wins over its variable. UDPD_LISTEN takes a comma-separated list.`
+)
 
-Environment:
-  Every flag except --help and --version can also be set by an environment
-  variable: UDPD_ and the flag's name in capitals with "-" as "_"
-  (UDPD_ADMIN, UDPD_RATE_LIMIT, UDPD_RESUME=true). A flag on the command
-  line wins over its variable. UDPD_LISTEN takes a comma-separated list.
+var usageText = "Usage: udpd [flags]\n\n" + usageIntro + "\n\nExamples:\n" + usageExamples +
+	"\n\nEnvironment:\n" + indent(usageEnvironment) + "\n\nFlags:\n"
 
-Flags:
-`
+func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
 
 // errHelp is parseFlags' answer to --help, after it printed the usage.
 var errHelp = errors.New("help requested")
+
+// stateDefault says what --state defaults to, for the man page, which
+// must not show the home directory of whoever generated it.
+const stateDefault = "$STATE_DIRECTORY/state.json under systemd, else $XDG_STATE_HOME/udpd/state.json or ~/.local/state/udpd/state.json"
+
+// Command describes udpd as a cobra command with the flags udpd parses,
+// for generating its man page (cmd/internal/mangen). udpd itself does not
+// run through cobra.
+func Command() *cobra.Command {
+	fs, _ := newFlagSet(&config{})
+	fs.Lookup("state").DefValue = stateDefault
+	cmd := &cobra.Command{
+		Use:               "udpd [flags]",
+		Short:             "UDP uppercase echo daemon with listeners managed over gRPC",
+		Long:              usageIntro + "\n\n" + usageEnvironment + "\n\nSee udpctl(1) for the client, and the README for the admin API, the state file, metrics and the shutdown order.",
+		Example:           usageExamples,
+		DisableAutoGenTag: true,
+	}
+	cmd.Flags().AddFlagSet(fs)
+	return cmd
+}
 
 // parseFlags parses udpd's GNU-style flags (--admin ADDR, --admin=ADDR),
 // then fills every flag not given from its UDPD_* environment variable.
 // On --help it prints the usage to stdout and returns errHelp.
 func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	cfg := &config{}
+	fs, level := newFlagSet(cfg)
+	if err := fs.Parse(args); err != nil {
+		return nil, singleDash(fs, args, err)
+	}
+	if cfg.help {
+		fmt.Fprint(stdout, usageText)
+		fmt.Fprint(stdout, fs.FlagUsages())
+		return nil, errHelp
+	}
+	if err := fromEnv(fs); err != nil {
+		return nil, err
+	}
+	return cfg, cfg.check(fs, *level)
+}
+
+// newFlagSet defines udpd's flags over cfg; the log level comes back as
+// text, for check.
+func newFlagSet(cfg *config) (*pflag.FlagSet, *string) {
 	fs := pflag.NewFlagSet("udpd", pflag.ContinueOnError)
 	fs.SortFlags = false
 	fs.SetOutput(io.Discard) // errors are returned, and printed once by Run
@@ -171,25 +210,19 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.StringVar(&cfg.readyFile, "ready-file", "", "when serving, write the bound addresses to this `file` (for scripts and tests)")
 	fs.BoolVar(&cfg.version, "version", false, "print the version and exit")
 	fs.BoolVarP(&cfg.help, "help", "h", false, "print this help and exit")
-	if err := fs.Parse(args); err != nil {
-		return nil, singleDash(fs, args, err)
-	}
-	if cfg.help {
-		fmt.Fprint(stdout, usageText)
-		fmt.Fprint(stdout, fs.FlagUsages())
-		return nil, errHelp
-	}
-	if err := fromEnv(fs); err != nil {
-		return nil, err
-	}
+	return fs, level
+}
+
+// check validates the parsed flags and fills in what follows from them.
+func (cfg *config) check(fs *pflag.FlagSet, level string) error {
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q (udpd takes flags only)", fs.Arg(0))
+		return fmt.Errorf("unexpected argument %q (udpd takes flags only)", fs.Arg(0))
 	}
-	if err := cfg.logLevel.UnmarshalText([]byte(*level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", *level)
+	if err := cfg.logLevel.UnmarshalText([]byte(level)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
 	if cfg.logFormat != "text" && cfg.logFormat != "json" {
-		return nil, fmt.Errorf("--log-format %q: want text or json", cfg.logFormat)
+		return fmt.Errorf("--log-format %q: want text or json", cfg.logFormat)
 	}
 	cfg.listenGiven = len(cfg.listen) > 0
 	if !cfg.listenGiven {
@@ -197,34 +230,34 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	}
 	for _, l := range cfg.listen {
 		if _, err := manager.ParseAddress(l); err != nil {
-			return nil, fmt.Errorf("--listen: %w", err)
+			return fmt.Errorf("--listen: %w", err)
 		}
 	}
 	if err := cfg.limits().Validate(); err != nil {
-		return nil, fmt.Errorf("rate limit flags: %w", err)
+		return fmt.Errorf("rate limit flags: %w", err)
 	}
 	if cfg.loopPorts != "" {
 		for _, p := range strings.Split(cfg.loopPorts, ",") {
 			n, err := strconv.ParseUint(strings.TrimSpace(p), 10, 16)
 			if err != nil {
-				return nil, fmt.Errorf("--loop-ports %q: want comma-separated port numbers", cfg.loopPorts)
+				return fmt.Errorf("--loop-ports %q: want comma-separated port numbers", cfg.loopPorts)
 			}
 			cfg.loopPortList = append(cfg.loopPortList, uint16(n))
 		}
 	}
 	if cfg.workers < 0 || cfg.workers > 1024 {
-		return nil, fmt.Errorf("--workers %d: must be from 0 (one per CPU) to 1024", cfg.workers)
+		return fmt.Errorf("--workers %d: must be from 0 (one per CPU) to 1024", cfg.workers)
 	}
 	if cfg.maxListeners < 1 {
-		return nil, fmt.Errorf("--max-listeners %d: must be at least 1", cfg.maxListeners)
+		return fmt.Errorf("--max-listeners %d: must be at least 1", cfg.maxListeners)
 	}
 	if cfg.maxWatchers < 1 {
-		return nil, fmt.Errorf("--max-watchers %d: must be at least 1", cfg.maxWatchers)
+		return fmt.Errorf("--max-watchers %d: must be at least 1", cfg.maxWatchers)
 	}
 	if cfg.drainTimeout <= 0 {
-		return nil, fmt.Errorf("--shutdown-timeout %v: must be positive", cfg.drainTimeout)
+		return fmt.Errorf("--shutdown-timeout %v: must be positive", cfg.drainTimeout)
 	}
-	return cfg, nil
+	return nil
 }
 
 // fromEnv sets every flag that the command line did not give from its

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -45,18 +44,11 @@ func newMetrics(m *manager.Manager) *metricsServer {
 }
 
 func buildInfo() prometheus.Collector {
-	version, revision := "unknown", buildinfo.Revision()
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		version = bi.Main.Version
-	}
-	if revision == "" {
-		revision = "unknown"
-	}
-	goVersion := buildinfo.GoVersion()
+	bi := buildinfo.Get()
 	g := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "udpd_build_info",
 		Help:        "Always 1: the version, VCS revision and Go version udpd was built from.",
-		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": goVersion},
+		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion},
 	})
 	g.Set(1)
 	return g

@@ -1299,6 +1299,109 @@ func (x *WatchStatsResponse) GetListeners() []*ListenerStats {
 	return nil
 }
 
+// GetVersionRequest asks for the daemon's version.
+type GetVersionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetVersionRequest) Reset() {
+	*x = GetVersionRequest{}
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetVersionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetVersionRequest) ProtoMessage() {}
+
+func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
+func (*GetVersionRequest) Descriptor() ([]byte, []int) {
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{18}
+}
+
+// GetVersionResponse says which build of udpd answers.
+type GetVersionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// version is the release, from git describe when udpd was built by its
+	// Makefile (e.g. "v1.2.0" or "v1.2.0-3-gabc1234-dirty"), else the module
+	// version; "devel" when neither is known.
+	Version string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	// revision is the full VCS commit hash udpd was built from, or "unknown".
+	Revision string `protobuf:"bytes,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// go_version is the Go release that built udpd, e.g. "go1.26.8".
+	GoVersion     string `protobuf:"bytes,3,opt,name=go_version,json=goVersion,proto3" json:"go_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetVersionResponse) Reset() {
+	*x = GetVersionResponse{}
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetVersionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetVersionResponse) ProtoMessage() {}
+
+func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
+func (*GetVersionResponse) Descriptor() ([]byte, []int) {
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GetVersionResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *GetVersionResponse) GetRevision() string {
+	if x != nil {
+		return x.Revision
+	}
+	return ""
+}
+
+func (x *GetVersionResponse) GetGoVersion() string {
+	if x != nil {
+		return x.GoVersion
+	}
+	return ""
+}
+
 var File_udpd_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_udpd_admin_v1_admin_proto_rawDesc = "" +
@@ -1400,7 +1503,13 @@ const file_udpd_admin_v1_admin_proto_rawDesc = "" +
 	"\x12WatchStatsResponse\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12*\n" +
 	"\x05total\x18\x02 \x01(\v2\x14.udpd.admin.v1.StatsR\x05total\x12:\n" +
-	"\tlisteners\x18\x03 \x03(\v2\x1c.udpd.admin.v1.ListenerStatsR\tlisteners2\xf9\x04\n" +
+	"\tlisteners\x18\x03 \x03(\v2\x1c.udpd.admin.v1.ListenerStatsR\tlisteners\"\x13\n" +
+	"\x11GetVersionRequest\"i\n" +
+	"\x12GetVersionResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\tR\brevision\x12\x1d\n" +
+	"\n" +
+	"go_version\x18\x03 \x01(\tR\tgoVersion2\xcc\x05\n" +
 	"\x0fListenerService\x12Z\n" +
 	"\rStartListener\x12#.udpd.admin.v1.StartListenerRequest\x1a$.udpd.admin.v1.StartListenerResponse\x12W\n" +
 	"\fStopListener\x12\".udpd.admin.v1.StopListenerRequest\x1a#.udpd.admin.v1.StopListenerResponse\x12]\n" +
@@ -1409,7 +1518,9 @@ const file_udpd_admin_v1_admin_proto_rawDesc = "" +
 	"\rListListeners\x12#.udpd.admin.v1.ListListenersRequest\x1a$.udpd.admin.v1.ListListenersResponse\x12K\n" +
 	"\bGetStats\x12\x1e.udpd.admin.v1.GetStatsRequest\x1a\x1f.udpd.admin.v1.GetStatsResponse\x12S\n" +
 	"\n" +
-	"WatchStats\x12 .udpd.admin.v1.WatchStatsRequest\x1a!.udpd.admin.v1.WatchStatsResponse0\x01B0Z.github.com/udpd/udpd/gen/udpd/admin/v1;adminv1b\x06proto3"
+	"WatchStats\x12 .udpd.admin.v1.WatchStatsRequest\x1a!.udpd.admin.v1.WatchStatsResponse0\x01\x12Q\n" +
+	"\n" +
+	"GetVersion\x12 .udpd.admin.v1.GetVersionRequest\x1a!.udpd.admin.v1.GetVersionResponseB0Z.github.com/udpd/udpd/gen/udpd/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_udpd_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -1424,7 +1535,7 @@ func file_udpd_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_udpd_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_udpd_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_udpd_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_udpd_admin_v1_admin_proto_goTypes = []any{
 	(Listener_State)(0),            // 0: udpd.admin.v1.Listener.State
 	(*Listener)(nil),               // 1: udpd.admin.v1.Listener
@@ -1445,30 +1556,32 @@ var file_udpd_admin_v1_admin_proto_goTypes = []any{
 	(*GetStatsResponse)(nil),       // 16: udpd.admin.v1.GetStatsResponse
 	(*WatchStatsRequest)(nil),      // 17: udpd.admin.v1.WatchStatsRequest
 	(*WatchStatsResponse)(nil),     // 18: udpd.admin.v1.WatchStatsResponse
-	(*timestamppb.Timestamp)(nil),  // 19: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 20: google.protobuf.Duration
+	(*GetVersionRequest)(nil),      // 19: udpd.admin.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),     // 20: udpd.admin.v1.GetVersionResponse
+	(*timestamppb.Timestamp)(nil),  // 21: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 22: google.protobuf.Duration
 }
 var file_udpd_admin_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: udpd.admin.v1.Listener.state:type_name -> udpd.admin.v1.Listener.State
-	19, // 1: udpd.admin.v1.Listener.create_time:type_name -> google.protobuf.Timestamp
-	19, // 2: udpd.admin.v1.Listener.bind_time:type_name -> google.protobuf.Timestamp
+	21, // 1: udpd.admin.v1.Listener.create_time:type_name -> google.protobuf.Timestamp
+	21, // 2: udpd.admin.v1.Listener.bind_time:type_name -> google.protobuf.Timestamp
 	3,  // 3: udpd.admin.v1.Listener.stats:type_name -> udpd.admin.v1.Stats
 	2,  // 4: udpd.admin.v1.Listener.limits:type_name -> udpd.admin.v1.Limits
-	19, // 5: udpd.admin.v1.Stats.start_time:type_name -> google.protobuf.Timestamp
+	21, // 5: udpd.admin.v1.Stats.start_time:type_name -> google.protobuf.Timestamp
 	3,  // 6: udpd.admin.v1.ListenerStats.stats:type_name -> udpd.admin.v1.Stats
 	2,  // 7: udpd.admin.v1.StartListenerRequest.limits:type_name -> udpd.admin.v1.Limits
 	1,  // 8: udpd.admin.v1.StartListenerResponse.listener:type_name -> udpd.admin.v1.Listener
-	20, // 9: udpd.admin.v1.StopListenerRequest.drain_timeout:type_name -> google.protobuf.Duration
+	22, // 9: udpd.admin.v1.StopListenerRequest.drain_timeout:type_name -> google.protobuf.Duration
 	1,  // 10: udpd.admin.v1.StopListenerResponse.listener:type_name -> udpd.admin.v1.Listener
-	20, // 11: udpd.admin.v1.RebindListenerRequest.drain_timeout:type_name -> google.protobuf.Duration
+	22, // 11: udpd.admin.v1.RebindListenerRequest.drain_timeout:type_name -> google.protobuf.Duration
 	1,  // 12: udpd.admin.v1.RebindListenerResponse.listener:type_name -> udpd.admin.v1.Listener
 	1,  // 13: udpd.admin.v1.GetListenerResponse.listener:type_name -> udpd.admin.v1.Listener
 	1,  // 14: udpd.admin.v1.ListListenersResponse.listeners:type_name -> udpd.admin.v1.Listener
-	19, // 15: udpd.admin.v1.GetStatsResponse.time:type_name -> google.protobuf.Timestamp
+	21, // 15: udpd.admin.v1.GetStatsResponse.time:type_name -> google.protobuf.Timestamp
 	3,  // 16: udpd.admin.v1.GetStatsResponse.total:type_name -> udpd.admin.v1.Stats
 	4,  // 17: udpd.admin.v1.GetStatsResponse.listeners:type_name -> udpd.admin.v1.ListenerStats
-	20, // 18: udpd.admin.v1.WatchStatsRequest.interval:type_name -> google.protobuf.Duration
-	19, // 19: udpd.admin.v1.WatchStatsResponse.time:type_name -> google.protobuf.Timestamp
+	22, // 18: udpd.admin.v1.WatchStatsRequest.interval:type_name -> google.protobuf.Duration
+	21, // 19: udpd.admin.v1.WatchStatsResponse.time:type_name -> google.protobuf.Timestamp
 	3,  // 20: udpd.admin.v1.WatchStatsResponse.total:type_name -> udpd.admin.v1.Stats
 	4,  // 21: udpd.admin.v1.WatchStatsResponse.listeners:type_name -> udpd.admin.v1.ListenerStats
 	5,  // 22: udpd.admin.v1.ListenerService.StartListener:input_type -> udpd.admin.v1.StartListenerRequest
@@ -1478,15 +1591,17 @@ var file_udpd_admin_v1_admin_proto_depIdxs = []int32{
 	13, // 26: udpd.admin.v1.ListenerService.ListListeners:input_type -> udpd.admin.v1.ListListenersRequest
 	15, // 27: udpd.admin.v1.ListenerService.GetStats:input_type -> udpd.admin.v1.GetStatsRequest
 	17, // 28: udpd.admin.v1.ListenerService.WatchStats:input_type -> udpd.admin.v1.WatchStatsRequest
-	6,  // 29: udpd.admin.v1.ListenerService.StartListener:output_type -> udpd.admin.v1.StartListenerResponse
-	8,  // 30: udpd.admin.v1.ListenerService.StopListener:output_type -> udpd.admin.v1.StopListenerResponse
-	10, // 31: udpd.admin.v1.ListenerService.RebindListener:output_type -> udpd.admin.v1.RebindListenerResponse
-	12, // 32: udpd.admin.v1.ListenerService.GetListener:output_type -> udpd.admin.v1.GetListenerResponse
-	14, // 33: udpd.admin.v1.ListenerService.ListListeners:output_type -> udpd.admin.v1.ListListenersResponse
-	16, // 34: udpd.admin.v1.ListenerService.GetStats:output_type -> udpd.admin.v1.GetStatsResponse
-	18, // 35: udpd.admin.v1.ListenerService.WatchStats:output_type -> udpd.admin.v1.WatchStatsResponse
-	29, // [29:36] is the sub-list for method output_type
-	22, // [22:29] is the sub-list for method input_type
+	19, // 29: udpd.admin.v1.ListenerService.GetVersion:input_type -> udpd.admin.v1.GetVersionRequest
+	6,  // 30: udpd.admin.v1.ListenerService.StartListener:output_type -> udpd.admin.v1.StartListenerResponse
+	8,  // 31: udpd.admin.v1.ListenerService.StopListener:output_type -> udpd.admin.v1.StopListenerResponse
+	10, // 32: udpd.admin.v1.ListenerService.RebindListener:output_type -> udpd.admin.v1.RebindListenerResponse
+	12, // 33: udpd.admin.v1.ListenerService.GetListener:output_type -> udpd.admin.v1.GetListenerResponse
+	14, // 34: udpd.admin.v1.ListenerService.ListListeners:output_type -> udpd.admin.v1.ListListenersResponse
+	16, // 35: udpd.admin.v1.ListenerService.GetStats:output_type -> udpd.admin.v1.GetStatsResponse
+	18, // 36: udpd.admin.v1.ListenerService.WatchStats:output_type -> udpd.admin.v1.WatchStatsResponse
+	20, // 37: udpd.admin.v1.ListenerService.GetVersion:output_type -> udpd.admin.v1.GetVersionResponse
+	30, // [30:38] is the sub-list for method output_type
+	22, // [22:30] is the sub-list for method input_type
 	22, // [22:22] is the sub-list for extension type_name
 	22, // [22:22] is the sub-list for extension extendee
 	0,  // [0:22] is the sub-list for field type_name
@@ -1503,7 +1618,7 @@ func file_udpd_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_udpd_admin_v1_admin_proto_rawDesc), len(file_udpd_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

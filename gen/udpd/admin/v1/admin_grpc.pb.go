@@ -26,6 +26,7 @@ const (
 	ListenerService_ListListeners_FullMethodName  = "/udpd.admin.v1.ListenerService/ListListeners"
 	ListenerService_GetStats_FullMethodName       = "/udpd.admin.v1.ListenerService/GetStats"
 	ListenerService_WatchStats_FullMethodName     = "/udpd.admin.v1.ListenerService/WatchStats"
+	ListenerService_GetVersion_FullMethodName     = "/udpd.admin.v1.ListenerService/GetVersion"
 )
 
 // ListenerServiceClient is the client API for ListenerService service.
@@ -72,6 +73,9 @@ type ListenerServiceClient interface {
 	// daemon's counter readings; at most --max-watchers run at once
 	// (RESOURCE_EXHAUSTED, reason WATCHER_QUOTA_EXCEEDED, beyond).
 	WatchStats(ctx context.Context, in *WatchStatsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchStatsResponse], error)
+	// GetVersion returns which build of udpd serves this API (udpctl version
+	// shows it next to its own).
+	GetVersion(ctx context.Context, in *GetVersionRequest, opts ...grpc.CallOption) (*GetVersionResponse, error)
 }
 
 type listenerServiceClient struct {
@@ -161,6 +165,16 @@ func (c *listenerServiceClient) WatchStats(ctx context.Context, in *WatchStatsRe
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ListenerService_WatchStatsClient = grpc.ServerStreamingClient[WatchStatsResponse]
 
+func (c *listenerServiceClient) GetVersion(ctx context.Context, in *GetVersionRequest, opts ...grpc.CallOption) (*GetVersionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetVersionResponse)
+	err := c.cc.Invoke(ctx, ListenerService_GetVersion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ListenerServiceServer is the server API for ListenerService service.
 // All implementations must embed UnimplementedListenerServiceServer
 // for forward compatibility.
@@ -205,6 +219,9 @@ type ListenerServiceServer interface {
 	// daemon's counter readings; at most --max-watchers run at once
 	// (RESOURCE_EXHAUSTED, reason WATCHER_QUOTA_EXCEEDED, beyond).
 	WatchStats(*WatchStatsRequest, grpc.ServerStreamingServer[WatchStatsResponse]) error
+	// GetVersion returns which build of udpd serves this API (udpctl version
+	// shows it next to its own).
+	GetVersion(context.Context, *GetVersionRequest) (*GetVersionResponse, error)
 	mustEmbedUnimplementedListenerServiceServer()
 }
 
@@ -235,6 +252,9 @@ func (UnimplementedListenerServiceServer) GetStats(context.Context, *GetStatsReq
 }
 func (UnimplementedListenerServiceServer) WatchStats(*WatchStatsRequest, grpc.ServerStreamingServer[WatchStatsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchStats not implemented")
+}
+func (UnimplementedListenerServiceServer) GetVersion(context.Context, *GetVersionRequest) (*GetVersionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetVersion not implemented")
 }
 func (UnimplementedListenerServiceServer) mustEmbedUnimplementedListenerServiceServer() {}
 func (UnimplementedListenerServiceServer) testEmbeddedByValue()                         {}
@@ -376,6 +396,24 @@ func _ListenerService_WatchStats_Handler(srv interface{}, stream grpc.ServerStre
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ListenerService_WatchStatsServer = grpc.ServerStreamingServer[WatchStatsResponse]
 
+func _ListenerService_GetVersion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetVersionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ListenerServiceServer).GetVersion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ListenerService_GetVersion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ListenerServiceServer).GetVersion(ctx, req.(*GetVersionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ListenerService_ServiceDesc is the grpc.ServiceDesc for ListenerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -406,6 +444,10 @@ var ListenerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetStats",
 			Handler:    _ListenerService_GetStats_Handler,
+		},
+		{
+			MethodName: "GetVersion",
+			Handler:    _ListenerService_GetVersion_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
