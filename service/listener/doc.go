@@ -8,7 +8,15 @@
 // uppercases ASCII in place, and allocates nothing; counters are per-worker
 // atomics summed when read. It takes no lock, except the sharded one of the
 // optional per-source rate limit. A Policy says what is never answered
-// (loops, over-limit sources, replies too much larger than the request).
+// (loops, over-limit sources, replies too much larger than the request);
+// besides it, each worker keeps a small fixed table of the replies it
+// just sent, per peer, and stops answering a peer that keeps sending them
+// back (an echo loop with another responder, on any ports: echoloop.go).
+//
+// A listener on a wildcard address (0.0.0.0, [::]) reads each datagram's
+// destination from a control message (IP_PKTINFO, IPV6_RECVPKTINFO) and
+// sends the reply from it, so replies leave from the address that was
+// asked, and a datagram from its own destination is known for a loop.
 //
 // A Listener is closed by Shutdown, which answers what its sockets hold
 // until a read finds them empty (up to a deadline) and then closes them;

@@ -270,20 +270,29 @@ func TestShutdownIdleReturnsPromptly(t *testing.T) {
 // state: one loopback round trip (client and server) costs zero heap
 // allocations.
 func TestAllocs(t *testing.T) {
-	for _, tc := range []struct{ name, req string }{
-		{"ascii", "the quick brown fox jumps over the lazy dog"},
-		{"utf8", "straße ünïcödé ΐ"},
+	for _, tc := range []struct{ name, bind, to, req string }{
+		{"ascii", "127.0.0.1:0", "127.0.0.1", "the quick brown fox jumps over the lazy dog"},
+		{"utf8", "127.0.0.1:0", "127.0.0.1", "straße ünïcödé ΐ"},
+		// A wildcard listener reads each destination and answers from it.
+		{"wildcard", "0.0.0.0:0", "127.0.0.2", "the quick brown fox jumps over the lazy dog"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l := start(t, "127.0.0.1:0", 1)
-			c := dial(t, l)
+			l := start(t, tc.bind, 1)
+			to := netip.AddrPortFrom(netip.MustParseAddr(tc.to), l.Addr().Port())
+			c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(to))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
 			req := []byte(tc.req)
 			buf := make([]byte, 256)
 			roundTrip(t, c, req) // warm up: the batch buffers grow once
 			c.SetReadDeadline(time.Now().Add(10 * time.Second))
 			allocs := testing.AllocsPerRun(200, func() {
 				c.Write(req)
-				c.Read(buf)
+				if _, err := c.Read(buf); err != nil {
+					t.Fatal(err)
+				}
 			})
 			if allocs != 0 {
 				t.Errorf("allocations per round trip = %v, want 0", allocs)

@@ -1,13 +1,13 @@
 package listener
 
 import (
-	"encoding/binary"
+	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
-	"unsafe"
+	"time"
 
 	"github.com/udpd/udpd/service/ratelimit"
-	"golang.org/x/sys/unix"
 )
 
 // ClassicResponderPorts are the source ports of the classic UDP responders
@@ -40,8 +40,18 @@ type Policy struct {
 // ports, from any address, and this daemon's own listener addresses. One
 // writer (the manager) replaces it whenever listeners change; every worker
 // reads it per datagram without locks, from an immutable snapshot.
+//
+// A listener bound to a wildcard address (0.0.0.0, [::]) serves every
+// address of the host, so for its port the guard blocks the datagram's own
+// destination (source == destination), every loopback address and every
+// address of the host's interfaces. Zones are ignored: a link-local
+// listener stored as fe80::1%eth0 blocks the source fe80::1, which is how
+// the kernel reports it.
 type LoopGuard struct {
 	p atomic.Pointer[loopSet]
+
+	mu          sync.Mutex   // serialises writers (Set and host refreshes)
+	refreshedAt atomic.Int64 // unix nanoseconds of the last host address read
 }
 
 type portBits [1024]uint64
@@ -53,31 +63,86 @@ type loopSet struct {
 	responders portBits                    // blocked from any address
 	selfPorts  portBits                    // ports of own listeners: worth the exact check
 	wildcard   portBits                    // own ports bound to 0.0.0.0 or [::]
-	self       map[netip.AddrPort]struct{} // own bound addresses
+	self       map[netip.AddrPort]struct{} // own bound addresses, unmapped, no zone
+	host       map[netip.Addr]struct{}     // the host's interface addresses, if any wildcard
 }
+
+// hostRefreshEvery bounds how often a datagram from an unknown source on a
+// wildcard listener's port makes the guard read the host's addresses
+// again (an address may have been added since the last read).
+const hostRefreshEvery = time.Second
 
 // Set replaces the guard's contents: responder source ports, and the
 // addresses this daemon's listeners are bound to. Only the exact own
 // addresses are blocked, not every source using an own port, since a
 // client's ephemeral port may equal a listener's; a listener bound to a
-// wildcard address counts as every loopback address on its port.
+// wildcard address counts as every address of the host on its port.
 func (g *LoopGuard) Set(responderPorts []uint16, self []netip.AddrPort) {
 	s := &loopSet{self: make(map[netip.AddrPort]struct{}, len(self))}
 	for _, p := range responderPorts {
 		s.responders.set(p)
 	}
+	anyWildcard := false
 	for _, a := range self {
 		s.selfPorts.set(a.Port())
 		if a.Addr().IsUnspecified() {
 			s.wildcard.set(a.Port())
+			anyWildcard = true
 		}
-		s.self[netip.AddrPortFrom(a.Addr().Unmap(), a.Port())] = struct{}{}
+		s.self[netip.AddrPortFrom(plain(a.Addr()), a.Port())] = struct{}{}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if anyWildcard {
+		s.host = hostAddrs()
+		g.refreshedAt.Store(time.Now().UnixNano())
 	}
 	g.p.Store(s)
 }
 
+// refreshHost reads the host's addresses again, at most once per
+// hostRefreshEvery, and reports whether it did.
+func (g *LoopGuard) refreshHost() bool {
+	last := g.refreshedAt.Load()
+	now := time.Now().UnixNano()
+	if now-last < int64(hostRefreshEvery) || !g.refreshedAt.CompareAndSwap(last, now) {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := g.p.Load()
+	s := *old
+	s.host = hostAddrs()
+	g.p.Store(&s)
+	return true
+}
+
+// hostAddrs returns the addresses of the host's interfaces, unmapped and
+// without zones; nil if they cannot be read.
+func hostAddrs() map[netip.Addr]struct{} {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	m := make(map[netip.Addr]struct{}, len(addrs))
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				m[plain(ip)] = struct{}{}
+			}
+		}
+	}
+	return m
+}
+
+// plain is a without IPv4 mapping and without zone: how the kernel reports
+// a datagram's source.
+func plain(a netip.Addr) netip.Addr { return a.Unmap().WithZone("") }
+
 // Blocks reports whether a datagram from src:port must not be answered.
-func (g *LoopGuard) Blocks(src netip.Addr, port uint16) bool {
+// dst is the address it was sent to when the listener knows it (a wildcard
+// listener on Linux), else the zero Addr.
+func (g *LoopGuard) Blocks(src netip.Addr, port uint16, dst netip.Addr) bool {
 	if g == nil {
 		return false
 	}
@@ -91,29 +156,22 @@ func (g *LoopGuard) Blocks(src netip.Addr, port uint16) bool {
 	if !s.selfPorts.has(port) {
 		return false // the common case: one bit test
 	}
-	if s.wildcard.has(port) && src.IsLoopback() {
+	if _, own := s.self[netip.AddrPortFrom(src, port)]; own {
 		return true
 	}
-	_, own := s.self[netip.AddrPortFrom(src, port)]
-	return own
-}
-
-// sourceOf reads the address the kernel stored for a received datagram.
-func sourceOf(sa *unix.RawSockaddrAny) (netip.Addr, uint16) {
-	switch sa.Addr.Family {
-	case unix.AF_INET:
-		in := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
-		return netip.AddrFrom4(in.Addr), portOf(in.Port)
-	case unix.AF_INET6:
-		in := (*unix.RawSockaddrInet6)(unsafe.Pointer(sa))
-		return netip.AddrFrom16(in.Addr).Unmap(), portOf(in.Port)
+	if !s.wildcard.has(port) {
+		return false
 	}
-	return netip.Addr{}, 0
-}
-
-// portOf converts a sockaddr port (network byte order in memory) to a number.
-func portOf(p uint16) uint16 {
-	var b [2]byte
-	binary.NativeEndian.PutUint16(b[:], p)
-	return binary.BigEndian.Uint16(b[:])
+	if src == dst || src.IsLoopback() {
+		return true
+	}
+	if _, own := s.host[src]; own {
+		return true
+	}
+	// Perhaps an address added since the guard last looked.
+	if g.refreshHost() {
+		_, own := g.p.Load().host[src]
+		return own
+	}
+	return false
 }

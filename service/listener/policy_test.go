@@ -125,36 +125,85 @@ func TestMaxReplyRatio(t *testing.T) {
 
 func TestLoopGuard(t *testing.T) {
 	var g LoopGuard
-	if g.Blocks(netip.MustParseAddr("192.0.2.1"), 7) {
+	if g.Blocks(netip.MustParseAddr("192.0.2.1"), 7, netip.Addr{}) {
 		t.Error("empty guard blocks")
 	}
 	g.Set([]uint16{7, 12000}, []netip.AddrPort{
 		netip.MustParseAddrPort("127.0.0.1:40000"),
 		netip.MustParseAddrPort("0.0.0.0:41000"),
 		netip.MustParseAddrPort("[::1]:42000"),
+		netip.MustParseAddrPort("[fe80::1%eth0]:43000"),
+		netip.MustParseAddrPort("[::]:44000"),
 	})
 	for _, tc := range []struct {
-		src  string
-		want bool
+		src, dst string // dst: the destination the listener saw, if known
+		want     bool
 	}{
-		{"192.0.2.1:7", true},      // a responder port, from anywhere
-		{"192.0.2.1:12000", true},  // udpd's default port
-		{"127.0.0.1:40000", true},  // this daemon's own listener
-		{"127.0.0.2:40000", false}, // a client that happens to use that port number
-		{"192.0.2.1:40000", false}, // likewise, remote
-		{"127.0.0.5:41000", true},  // a wildcard listener of ours, seen over loopback
-		{"192.0.2.1:41000", false}, // a remote client on that port number
-		{"[::1]:42000", true},      // own IPv6 listener
-		{"[2001:db8::1]:42000", false},
-		{"192.0.2.1:33333", false}, // an ordinary client
+		{"192.0.2.1:7", "", true},      // a responder port, from anywhere
+		{"192.0.2.1:12000", "", true},  // udpd's default port
+		{"127.0.0.1:40000", "", true},  // this daemon's own listener
+		{"127.0.0.2:40000", "", false}, // a client that happens to use that port number
+		{"192.0.2.1:40000", "", false}, // likewise, remote
+		{"127.0.0.5:41000", "", true},  // a wildcard listener of ours, seen over loopback
+		{"192.0.2.1:41000", "", false}, // a remote client on that port number
+		{"[::1]:42000", "", true},      // own IPv6 listener
+		{"[2001:db8::1]:42000", "", false},
+		{"192.0.2.1:33333", "", false}, // an ordinary client
+		// A wildcard listener answering its own destination address: the
+		// spoofed source == destination that starts a self-loop.
+		{"198.51.100.7:41000", "198.51.100.7", true},
+		{"198.51.100.7:41000", "198.51.100.8", false},
+		{"[2001:db8::7]:44000", "2001:db8::7", true},
+		{"[2001:db8::7]:44000", "2001:db8::8", false},
+		// A link-local listener: the kernel reports sources without zone.
+		{"[fe80::1]:43000", "", true},
+		{"[fe80::2]:43000", "", false},
 	} {
 		ap := netip.MustParseAddrPort(tc.src)
-		if got := g.Blocks(ap.Addr(), ap.Port()); got != tc.want {
-			t.Errorf("Blocks(%s) = %v, want %v", tc.src, got, tc.want)
+		var dst netip.Addr
+		if tc.dst != "" {
+			dst = netip.MustParseAddr(tc.dst)
+		}
+		if got := g.Blocks(ap.Addr(), ap.Port(), dst); got != tc.want {
+			t.Errorf("Blocks(%s, to %s) = %v, want %v", tc.src, tc.dst, got, tc.want)
 		}
 	}
 	var nilGuard *LoopGuard
-	if nilGuard.Blocks(netip.MustParseAddr("192.0.2.1"), 7) {
+	if nilGuard.Blocks(netip.MustParseAddr("192.0.2.1"), 7, netip.Addr{}) {
 		t.Error("nil guard blocks")
+	}
+}
+
+// TestLoopGuardHostAddresses: a wildcard listener serves every address of
+// the host, so a datagram from any of them with the listener's port is
+// this daemon talking to itself, whatever its destination.
+func TestLoopGuardHostAddresses(t *testing.T) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Skipf("cannot read the host's addresses: %v", err)
+	}
+	var g LoopGuard
+	g.Set(nil, []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:41000"), netip.MustParseAddrPort("[::]:41000")})
+	checked := 0
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, _ := netip.AddrFromSlice(n.IP)
+		ip = ip.Unmap()
+		if !g.Blocks(ip, 41000, netip.Addr{}) {
+			t.Errorf("source %v:41000 (a host address) not blocked on a wildcard listener's port", ip)
+		}
+		if g.Blocks(ip, 41001, netip.Addr{}) {
+			t.Errorf("source %v:41001 blocked: no listener has that port", ip)
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Skip("the host has no interface addresses")
+	}
+	if g.Blocks(netip.MustParseAddr("192.0.2.200"), 41000, netip.Addr{}) {
+		t.Error("a source that is not the host's is blocked")
 	}
 }

@@ -17,7 +17,7 @@ type Stats struct {
 	BytesSent         uint64
 	RepliesTooLarge   uint64 // reply would exceed the largest UDP payload (or MaxReplyRatio)
 	SendErrors        uint64 // the kernel refused the reply
-	LoopBlocked       uint64 // source is a responder's port or this daemon (Policy.Loops)
+	LoopBlocked       uint64 // source is a responder's port, this daemon (Policy.Loops) or caught in an echo loop
 	RateLimited       uint64 // source network over its rate (Policy.RateLimit)
 	ReadErrors        uint64 // failed reads (not datagrams)
 	// KernelDrops counts datagrams the kernel dropped because a socket's

@@ -50,7 +50,8 @@ type worker struct {
 
 	kernelDrops atomic.Uint64 // the socket's drop count, kept when it closes
 
-	limiter *ratelimit.Shared // nil: no rate limit
+	gate gate    // per-datagram policy decisions
+	ctl  pktinfo // destination addresses, on wildcard listeners
 }
 
 func newWorker(l *Listener, c *net.UDPConn, maxBatch int, limiter *ratelimit.Shared) (*worker, error) {
@@ -58,7 +59,16 @@ func newWorker(l *Listener, c *net.UDPConn, maxBatch int, limiter *ratelimit.Sha
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{l: l, conn: c, rc: rc, maxBatch: maxBatch, limiter: limiter}
+	w := &worker{l: l, conn: c, rc: rc, maxBatch: maxBatch}
+	w.gate = gate{policy: &l.policy, maxPayload: l.maxPayload, limiter: limiter}
+	if a := l.addr.Addr(); a.IsUnspecified() {
+		// A wildcard listener answers from the address each datagram was
+		// sent to, which only a control message tells.
+		w.ctl = pktinfo{on: true, v6: a.Is6()}
+		if err := enablePktinfo(rc, w.ctl.v6); err != nil {
+			return nil, err
+		}
+	}
 	w.readFn = w.read
 	w.drainFn = w.drainRead
 	w.writeFn = w.write
@@ -85,6 +95,7 @@ func (w *worker) setBatch(n int) {
 		w.shdrs[i].Hdr.Iov = &w.siovs[i]
 		w.shdrs[i].Hdr.SetIovlen(1)
 	}
+	w.ctl.setup(w.rhdrs)
 }
 
 // serve runs the worker's loop until its socket is closed, or until the
@@ -168,6 +179,7 @@ func (w *worker) recvmmsg(fd uintptr) {
 		h := &w.rhdrs[i].Hdr
 		h.Namelen = unix.SizeofSockaddrAny
 		h.Flags = 0
+		w.ctl.rearm(h)
 		w.riovs[i].SetLen(bufSize)
 	}
 	for {
@@ -196,11 +208,7 @@ func (w *worker) drainRead(fd uintptr) bool {
 // handle answers the n datagrams of the last read.
 func (w *worker) handle(n int) {
 	var t tally
-	var now int64
-	if w.limiter != nil {
-		now = int64(time.Since(w.l.start)) // monotonic
-	}
-	policy := &w.l.policy
+	now := int64(time.Since(w.l.start)) // monotonic
 	for i := range n {
 		h := &w.rhdrs[i]
 		size := int(h.Len)
@@ -211,15 +219,16 @@ func (w *worker) handle(n int) {
 			continue
 		}
 		src, port := sourceOf(&w.names[i])
-		if port == 0 || policy.Loops.Blocks(src, port) {
+		dst, ifindex := w.ctl.dest(&h.Hdr)
+		req := w.bufs[i][:size]
+		switch w.gate.admit(src, port, dst, req, now) {
+		case refuseLoop:
 			t.loopBlocked++
 			continue
-		}
-		if w.limiter != nil && (policy.LimitLoopback || !src.IsLoopback()) && !w.limiter.Allow(src, size, now) {
+		case refuseRate:
 			t.rateLimited++
 			continue
 		}
-		req := w.bufs[i][:size]
 		reply := req
 		if !uppercase.InPlace(req) {
 			if cap(w.out)-len(w.out) < uppercase.MaxExpansion*size {
@@ -232,14 +241,15 @@ func (w *worker) handle(n int) {
 			w.out = uppercase.Append(w.out, req)
 			reply = w.out[start:]
 		}
-		if len(reply) > w.l.maxPayload || (policy.MaxReplyRatio > 0 && len(reply) > size &&
-			float64(len(reply)) > policy.MaxReplyRatio*float64(size)) {
+		if w.gate.tooLarge(size, len(reply)) {
 			t.tooLarge++
 			continue
 		}
+		w.gate.sent(src, port, reply, now)
 		s := &w.shdrs[w.queued]
 		s.Hdr.Name = h.Hdr.Name
 		s.Hdr.Namelen = h.Hdr.Namelen
+		w.ctl.reply(w.queued, &s.Hdr, dst, ifindex)
 		w.siovs[w.queued].Base = unsafe.SliceData(reply)
 		w.siovs[w.queued].SetLen(len(reply))
 		w.queued++

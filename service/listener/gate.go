@@ -1,0 +1,53 @@
+package listener
+
+import (
+	"net/netip"
+
+	"github.com/udpd/udpd/service/ratelimit"
+)
+
+// verdict is what a listener's policy says about one datagram.
+type verdict uint8
+
+const (
+	answer     verdict = iota
+	refuseLoop         // counted in LoopBlocked
+	refuseRate         // counted in RateLimited
+)
+
+// gate makes a worker's per-datagram policy decisions, the same in every
+// worker implementation: loops (the shared LoopGuard and the worker's own
+// echo detector), the rate limit and the reply size. Only its worker uses
+// it; after the first datagram it allocates nothing.
+type gate struct {
+	policy     *Policy
+	maxPayload int
+	limiter    *ratelimit.Shared // nil: no rate limit
+	echo       echoGuard
+}
+
+// admit decides whether the request req from src:port, sent to dst (the
+// zero Addr if unknown), is answered. now is the listener's monotonic
+// clock in nanoseconds.
+func (g *gate) admit(src netip.Addr, port uint16, dst netip.Addr, req []byte, now int64) verdict {
+	if port == 0 || g.policy.Loops.Blocks(src, port, dst) || g.echo.refuse(netip.AddrPortFrom(src, port), req, now) {
+		return refuseLoop
+	}
+	if g.limiter != nil && (g.policy.LimitLoopback || !src.IsLoopback()) && !g.limiter.Allow(src, len(req), now) {
+		return refuseRate
+	}
+	return answer
+}
+
+// tooLarge reports whether a reply of n bytes to a request of size bytes
+// must not be sent: it exceeds the largest payload or MaxReplyRatio.
+func (g *gate) tooLarge(size, n int) bool {
+	r := g.policy.MaxReplyRatio
+	return n > g.maxPayload || (r > 0 && n > size && float64(n) > r*float64(size))
+}
+
+// sent records the reply about to be sent to src:port, for the echo
+// detector.
+func (g *gate) sent(src netip.Addr, port uint16, reply []byte, now int64) {
+	g.echo.sent(netip.AddrPortFrom(src, port), reply, now)
+}
