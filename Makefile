@@ -102,6 +102,14 @@ bench: bench-go ## Run the Go micro-benchmarks, then bench/compare.sh (udpd vs t
 bench-go: ## Run only the Go micro-benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./service/...
 
+IMAGE   ?= udpd:dev
+CONTAINER_TOOL ?= $(shell command -v podman || command -v docker)
+
+.PHONY: image
+image: ## Build the container image IMAGE (default udpd:dev) from deploy/Containerfile, offline
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/static/ ./cmd/udpd ./cmd/udpctl
+	$(CONTAINER_TOOL) build --pull=never -f deploy/Containerfile -t $(IMAGE) bin/static
+
 .PHONY: clean
 clean: ## Remove build output
 	rm -rf bin/
