@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"hash/maphash"
 	"net/netip"
@@ -37,19 +38,20 @@ const (
 // delays detection, and a spray of sources cannot target a slot without
 // knowing the worker's random seed.
 type echoGuard struct {
-	seed    maphash.Seed
+	seed    maphash.Seed // for the hash of a whole payload
+	k0, k1  uint64       // random keys of the slot hashes
 	replies []echoReply
 	peers   []echoPeer
 }
 
 type echoReply struct {
-	key uint64 // hash of peer, length and first bytes; 0: empty
+	key uint64 // slot hash of peer, length and first bytes; 0: empty
 	sum uint64 // hash of the whole reply
 	at  int64  // when it was sent
 }
 
 type echoPeer struct {
-	key          uint64 // hash of the peer; 0: empty
+	key          uint64 // slot hash of the peer; 0: empty
 	run          uint32 // echoes in a row
 	last         int64  // time of the last echo
 	blockedUntil int64
@@ -57,46 +59,57 @@ type echoPeer struct {
 
 func (g *echoGuard) init() {
 	g.seed = maphash.MakeSeed()
+	var k [16]byte
+	rand.Read(k[:])
+	g.k0, g.k1 = binary.LittleEndian.Uint64(k[:]), binary.LittleEndian.Uint64(k[8:])
 	g.replies = make([]echoReply, echoReplySlots)
 	g.peers = make([]echoPeer, echoPeerSlots)
 }
 
-// peerKey hashes a peer's address and port; never 0.
-func (g *echoGuard) peerKey(peer netip.AddrPort) uint64 {
-	var b [18]byte
-	a := peer.Addr().As16()
-	copy(b[:], a[:])
-	binary.LittleEndian.PutUint16(b[16:], peer.Port())
-	return maphash.Bytes(g.seed, b[:]) | 1
+// mix is the finaliser of MurmurHash3: every input bit flips about half
+// the output bits. Keyed with random keys, it spreads peers over the
+// tables at the cost of a few multiplications.
+func mix(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
 }
 
-// replyKey hashes a peer with the length and first bytes of a payload: it
-// finds the slot of a reply cheaply, so that only a request that looks like
-// one pays for hashing all its bytes. Never 0.
-func (g *echoGuard) replyKey(peer netip.AddrPort, p []byte) uint64 {
-	var b [18 + 4 + 16]byte
-	a := peer.Addr().As16()
-	copy(b[:], a[:])
-	binary.LittleEndian.PutUint16(b[16:], peer.Port())
-	binary.LittleEndian.PutUint32(b[18:], uint32(len(p)))
-	copy(b[22:], p)
-	return maphash.Bytes(g.seed, b[:]) | 1
-}
-
-// refuse reports whether the request req from peer must not be answered:
-// peer is blocked, or req is the echo that completes a loop. now is the
-// listener's monotonic clock.
-func (g *echoGuard) refuse(peer netip.AddrPort, req []byte, now int64) bool {
+// peer returns the slot hash of a peer (address and port); never 0.
+func (g *echoGuard) peer(p netip.AddrPort) uint64 {
 	if g.replies == nil {
 		g.init()
 	}
-	pk := g.peerKey(peer)
+	a := p.Addr().As16()
+	h := mix(binary.LittleEndian.Uint64(a[:8]) ^ g.k0)
+	h = mix(h ^ binary.LittleEndian.Uint64(a[8:]) ^ g.k1)
+	return mix(h^uint64(p.Port())) | 1
+}
+
+// replyKey hashes a peer's slot hash with the length and first bytes of a
+// payload: it finds the slot of a reply cheaply, so that only a request
+// that looks like one pays for hashing all its bytes. Never 0.
+func (g *echoGuard) replyKey(pk uint64, b []byte) uint64 {
+	var head [16]byte
+	copy(head[:], b)
+	h := mix(pk ^ uint64(len(b)) ^ g.k1)
+	h = mix(h ^ binary.LittleEndian.Uint64(head[:8]))
+	return mix(h^binary.LittleEndian.Uint64(head[8:])) | 1
+}
+
+// refuse reports whether the request req from the peer pk (see peer)
+// must not be answered: the peer is blocked, or req is the echo that
+// completes a loop. now is the listener's monotonic clock.
+func (g *echoGuard) refuse(pk uint64, req []byte, now int64) bool {
 	p := &g.peers[pk%echoPeerSlots]
 	mine := p.key == pk
 	if mine && now < p.blockedUntil {
 		return true
 	}
-	rk := g.replyKey(peer, req)
+	rk := g.replyKey(pk, req)
 	r := &g.replies[rk%echoReplySlots]
 	if r.key != rk || now-r.at > int64(echoWindow) || r.sum != maphash.Bytes(g.seed, req) {
 		if mine {
@@ -118,11 +131,8 @@ func (g *echoGuard) refuse(peer netip.AddrPort, req []byte, now int64) bool {
 	return true
 }
 
-// sent remembers the reply sent to peer.
-func (g *echoGuard) sent(peer netip.AddrPort, reply []byte, now int64) {
-	if g.replies == nil {
-		g.init()
-	}
-	rk := g.replyKey(peer, reply)
+// sent remembers the reply sent to the peer pk.
+func (g *echoGuard) sent(pk uint64, reply []byte, now int64) {
+	rk := g.replyKey(pk, reply)
 	g.replies[rk%echoReplySlots] = echoReply{key: rk, sum: maphash.Bytes(g.seed, reply), at: now}
 }

@@ -3,6 +3,7 @@ package listener
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -183,5 +184,33 @@ func TestClientsAreNeverLoopBlocked(t *testing.T) {
 	}
 	if s.DatagramsReceived != s.DatagramsSent+s.Dropped() {
 		t.Errorf("stats %+v: want received == sent + dropped", s)
+	}
+}
+
+// BenchmarkEchoGuard is the loop detector's cost per datagram (check the
+// request, remember the reply) for bench-like traffic: many peers,
+// requests that are never echoes.
+func BenchmarkEchoGuard(b *testing.B) {
+	for _, size := range []int{64, 1400, 65507} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			var g echoGuard
+			req := bytes.Repeat([]byte("a"), size)
+			reply := bytes.ToUpper(req)
+			peers := make([]netip.AddrPort, 64)
+			for i := range peers {
+				peers[i] = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(40000+i))
+			}
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				p := g.peer(peers[i%len(peers)])
+				if g.refuse(p, req, int64(i)) {
+					b.Fatal("refused")
+				}
+				g.sent(p, reply, int64(i))
+				i++
+			}
+		})
 	}
 }

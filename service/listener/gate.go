@@ -28,15 +28,19 @@ type gate struct {
 
 // admit decides whether the request req from src:port, sent to dst (the
 // zero Addr if unknown), is answered. now is the listener's monotonic
-// clock in nanoseconds.
-func (g *gate) admit(src netip.Addr, port uint16, dst netip.Addr, req []byte, now int64) verdict {
-	if port == 0 || g.policy.Loops.Blocks(src, port, dst) || g.echo.refuse(netip.AddrPortFrom(src, port), req, now) {
-		return refuseLoop
+// clock in nanoseconds. It also returns the peer's key, for sent.
+func (g *gate) admit(src netip.Addr, port uint16, dst netip.Addr, req []byte, now int64) (verdict, uint64) {
+	if port == 0 || g.policy.Loops.Blocks(src, port, dst) {
+		return refuseLoop, 0
+	}
+	pk := g.echo.peer(netip.AddrPortFrom(src, port))
+	if g.echo.refuse(pk, req, now) {
+		return refuseLoop, pk
 	}
 	if g.limiter != nil && (g.policy.LimitLoopback || !src.IsLoopback()) && !g.limiter.Allow(src, len(req), now) {
-		return refuseRate
+		return refuseRate, pk
 	}
-	return answer
+	return answer, pk
 }
 
 // tooLarge reports whether a reply of n bytes to a request of size bytes
@@ -46,8 +50,8 @@ func (g *gate) tooLarge(size, n int) bool {
 	return n > g.maxPayload || (r > 0 && n > size && float64(n) > r*float64(size))
 }
 
-// sent records the reply about to be sent to src:port, for the echo
-// detector.
-func (g *gate) sent(src netip.Addr, port uint16, reply []byte, now int64) {
-	g.echo.sent(netip.AddrPortFrom(src, port), reply, now)
+// sent records the reply about to be sent to the peer admit returned,
+// for the echo detector.
+func (g *gate) sent(peer uint64, reply []byte, now int64) {
+	g.echo.sent(peer, reply, now)
 }

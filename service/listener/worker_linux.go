@@ -221,7 +221,8 @@ func (w *worker) handle(n int) {
 		src, port := sourceOf(&w.names[i])
 		dst, ifindex := w.ctl.dest(&h.Hdr)
 		req := w.bufs[i][:size]
-		switch w.gate.admit(src, port, dst, req, now) {
+		v, peer := w.gate.admit(src, port, dst, req, now)
+		switch v {
 		case refuseLoop:
 			t.loopBlocked++
 			continue
@@ -245,7 +246,7 @@ func (w *worker) handle(n int) {
 			t.tooLarge++
 			continue
 		}
-		w.gate.sent(src, port, reply, now)
+		w.gate.sent(peer, reply, now)
 		s := &w.shdrs[w.queued]
 		s.Hdr.Name = h.Hdr.Name
 		s.Hdr.Namelen = h.Hdr.Namelen
