@@ -94,6 +94,10 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 20s)
 soak: ## Soak: full-rate load while listeners start/stop/rebind, then check for leaks (SOAK=60s)
 	UDPD_SOAK=$(SOAK) $(GO) test -race -count=1 -run '^TestSoak$$' -v ./service/admin/
 
+.PHONY: fleet-test
+fleet-test: ## Anycast fleet in network namespaces: 3 udpd hosts behind an ECMP router, one host stopped (root)
+	UDPD_FLEET=1 $(GO) test -count=1 -run '^TestFleet$$' -v ./deploy/
+
 .PHONY: bench
 bench: bench-go ## Run the Go micro-benchmarks, then bench/compare.sh (udpd vs the C and naive Go servers)
 	GO='$(GO)' bash bench/compare.sh
