@@ -458,3 +458,46 @@ func mustSymlink(t *testing.T, target, link string) {
 		t.Fatal(err)
 	}
 }
+
+// TestSaveAfterChanges checks that each save writes what it was given,
+// whatever changed since the last one (a save reuses the encoding of
+// listeners that did not change).
+func TestSaveAfterChanges(t *testing.T) {
+	f := newFile(t)
+	lim := &manager.Limits{PerSecond: 10}
+	steps := [][]manager.Spec{
+		{{ID: "a", Address: "127.0.0.1:1"}, {ID: "b", Address: "127.0.0.1:2"}, {ID: "c", Address: "127.0.0.1:3"}},
+		{{ID: "a", Address: "127.0.0.1:1"}, {ID: "b", Address: "127.0.0.1:9"}, {ID: "c", Address: "127.0.0.1:3"}},
+		{{ID: "a", Address: "127.0.0.1:1", Workers: 2}, {ID: "b", Address: "127.0.0.1:9"}, {ID: "c", Address: "127.0.0.1:3", Limits: lim}},
+		{{ID: "a", Address: "127.0.0.1:1", Workers: 2}, {ID: "b", Address: "127.0.0.1:9"}, {ID: "c", Address: "127.0.0.1:3", Limits: lim}},
+		{{ID: "a", Address: "127.0.0.1:1", Workers: 2}, {ID: "c", Address: "127.0.0.1:3"}},
+		{{ID: "c", Address: "127.0.0.1:3"}, {ID: "b", Address: "127.0.0.1:5"}, {ID: "a", Address: "127.0.0.1:1", Workers: 2}},
+		{{ID: "aa", Address: "127.0.0.1:6"}, {ID: "b", Address: "127.0.0.1:5"}, {ID: "c", Address: "127.0.0.1:3", Limits: lim}},
+		{{ID: "aa", Address: "127.0.0.1:6"}, {ID: "b", Address: "127.0.0.1:5"}, {ID: "c", Address: "127.0.0.1:3", Limits: lim}},
+		nil,
+		{{ID: "a", Address: "127.0.0.1:1"}},
+	}
+	for i, specs := range steps {
+		if i == 3 {
+			lim.PerSecond = 20 // the same pointer, another value
+		}
+		want := make([]manager.Spec, len(specs))
+		for j, s := range specs {
+			want[j] = s
+			if s.Limits != nil {
+				l := *s.Limits
+				want[j].Limits = &l
+			}
+		}
+		if err := f.Save(specs); err != nil {
+			t.Fatalf("step %d: Save: %v", i, err)
+		}
+		got, err := f.Load()
+		if err != nil {
+			t.Fatalf("step %d: Load: %v", i, err)
+		}
+		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("step %d: Load after Save (-want +got):\n%s", i, diff)
+		}
+	}
+}
