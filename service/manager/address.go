@@ -17,6 +17,23 @@ func ValidateID(id string) error {
 	return nil
 }
 
+// ValidateRequestID reports whether s can be a request id: empty (none),
+// or 1 to MaxRequestIDLen letters, digits and "-_.:" (a UUID fits). Its
+// errors are *FieldError wrapping ErrInvalidArgument.
+func ValidateRequestID(s string) error {
+	if len(s) > MaxRequestIDLen {
+		return &FieldError{Field: "request_id", Value: s, Reason: "must be at most " + strconv.Itoa(MaxRequestIDLen) + " characters, got " + strconv.Itoa(len(s)), Err: ErrInvalidArgument}
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.', c == ':':
+		default:
+			return &FieldError{Field: "request_id", Value: s, Reason: "may hold only letters, digits and -_.: (a UUID fits)", Err: ErrInvalidArgument}
+		}
+	}
+	return nil
+}
+
 // ParseAddress parses "host:port" where host is an IP literal (IPv6 in
 // brackets) or "localhost", and port is 0 to 65535 (0 picks a free port).
 // Multicast and broadcast addresses are refused, and so is an IPv6

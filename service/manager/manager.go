@@ -80,7 +80,7 @@ func New(opts Options) *Manager {
 		start:    time.Now(),
 		byID:     make(map[string]*entry),
 		stopping: make(map[*entry]struct{}),
-		requests: newRequestIDs(maxRequestIDs),
+		requests: newRequestIDs(maxRequestIDs, maxRequestIDBytes),
 	}
 	m.updateLoops()
 	return m
@@ -89,9 +89,12 @@ func New(opts Options) *Manager {
 // Start binds a listener and serves it. It is idempotent: starting an id
 // that runs with the same address, or (with no id) an address a listener
 // already runs on, returns that listener; a request id seen before returns
-// the listener it started. With no id, one is made from the port
-// ("udp-12000").
+// the listener it started (request ids are checked with
+// ValidateRequestID). With no id, one is made from the port ("udp-12000").
 func (m *Manager) Start(ctx context.Context, spec Spec, requestID string) (Listener, error) {
+	if err := ValidateRequestID(requestID); err != nil {
+		return Listener{}, err
+	}
 	m.change.Lock()
 	defer m.change.Unlock()
 	return m.start1(ctx, spec, requestID, true)

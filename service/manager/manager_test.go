@@ -107,6 +107,37 @@ func TestStartInvalid(t *testing.T) {
 	}
 }
 
+func TestStartInvalidRequestID(t *testing.T) {
+	store := &fakeStore{}
+	m := newManager(t, manager.Options{Store: store})
+	for _, req := range []string{
+		strings.Repeat("r", manager.MaxRequestIDLen+1),
+		strings.Repeat("r", 4<<20),
+		"with space",
+		"new\nline",
+		"straße",
+		"a/b",
+		"\x00",
+	} {
+		l, err := m.Start(ctx(t), manager.Spec{ID: "a", Address: "127.0.0.1:0"}, req)
+		var fe *manager.FieldError
+		if !errors.Is(err, manager.ErrInvalidArgument) || !errors.As(err, &fe) || fe.Field != "request_id" {
+			t.Errorf("Start with request id %.20q (%d bytes): got %+v, %v, want a field error on request_id", req, len(req), l, err)
+		}
+	}
+	if ls, _ := m.List("", 0); len(ls) != 0 {
+		t.Errorf("List after refused starts: got %v, want none", ids(ls))
+	}
+	if saves, _ := store.state(); saves != 0 {
+		t.Errorf("Store saves after refused starts: got %d, want 0", saves)
+	}
+	for _, req := range []string{strings.Repeat("r", manager.MaxRequestIDLen), "7d0f6a52-9c1e-4b7a-8f00-1e2d3c4b5a69", "Job_1.step:2"} {
+		if err := manager.ValidateRequestID(req); err != nil {
+			t.Errorf("ValidateRequestID(%q): %v, want nil", req, err)
+		}
+	}
+}
+
 func TestParseAddress(t *testing.T) {
 	tests := []struct {
 		in   string

@@ -14,7 +14,12 @@ const (
 	DefaultMaxListeners = 1024
 	DefaultDrainTimeout = time.Second
 	MaxDrainTimeout     = time.Minute
-	maxRequestIDs       = 4096
+	// MaxRequestIDLen is the longest request id Start accepts.
+	MaxRequestIDLen = 128
+	// maxRequestIDs and maxRequestIDBytes bound the table of request ids
+	// Start remembers, in entries and in bytes (see requestIDs.cost).
+	maxRequestIDs     = 4096
+	maxRequestIDBytes = 512 << 10
 )
 
 // State is where a listener is in its life.
