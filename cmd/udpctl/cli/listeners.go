@@ -98,7 +98,7 @@ listener; limits not given are then off.`,
 	f.StringVar(&host, "host", "127.0.0.1", "`IP` address to listen on (0.0.0.0 for every IPv4 address, :: for every IPv6 address)")
 	f.StringVar(&name, "name", "", "listener `id` ([a-z][a-z0-9-]*); default udp-PORT")
 	f.IntVar(&workers, "workers", 0, "sockets serving the address (0: udpd's default)")
-	f.StringVar(&requestID, "request-id", "", "idempotency `token`: a repeated request returns the first answer")
+	f.StringVar(&requestID, "request-id", "", "idempotency `token` (up to 128 letters, digits and -_.:): a repeated request returns the first answer")
 	f.Float64Var(&limits.PerSecond, "rate-limit", 0, "answer at most this many datagrams/s per source network (/24, /56)")
 	f.Uint32Var(&burst, "rate-burst", 0, "datagrams a source network may have answered at once")
 	f.Float64Var(&limits.BytesPerSecond, "rate-limit-bytes", 0, "answer at most this many request bytes/s per source network")

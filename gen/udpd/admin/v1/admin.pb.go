@@ -523,7 +523,8 @@ type StartListenerRequest struct {
 	// workers is the number of sockets sharing the address (0 = default).
 	Workers uint32 `protobuf:"varint,3,opt,name=workers,proto3" json:"workers,omitempty"`
 	// request_id is an optional client token; repeating a request with the
-	// same request_id returns the first answer.
+	// same request_id returns the first answer. At most 128 letters, digits
+	// and "-_.:" (a UUID fits); anything else is INVALID_ARGUMENT.
 	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// limits, when set, replace the daemon's default limits for this
 	// listener.
