@@ -62,8 +62,8 @@ func (e encoded) is(s manager.Spec) bool {
 		(e.spec.Limits == nil) == (s.Limits == nil) && (s.Limits == nil || e.limits == *s.Limits)
 }
 
-// encode returns the document for specs: indented JSON with one listener
-// per line. A listener saved unchanged by the last save is not encoded
+// encode returns the document for specs, byte for byte what
+// json.MarshalIndent(document, "", "  ") makes, plus a newline. A listener saved unchanged by the last save is not encoded
 // again (the manager saves in id order, so a merge walk finds it without
 // hashing), and a save of n listeners after one change encodes one: the
 // cost of a change is copying bytes, not encoding every listener. At
@@ -85,7 +85,7 @@ func (f *File) encode(specs []manager.Spec) ([]byte, error) {
 		if len(prev) > 0 && prev[0].is(s) {
 			e = prev[0]
 		} else {
-			j, err := json.Marshal(s)
+			j, err := json.MarshalIndent(s, "    ", "  ")
 			if err != nil {
 				return nil, fmt.Errorf("listener %q: %w", s.ID, err)
 			}

@@ -496,6 +496,21 @@ func TestSaveAfterChanges(t *testing.T) {
 		if err != nil {
 			t.Fatalf("step %d: Load: %v", i, err)
 		}
+		// The layout is json.MarshalIndent's, as it always was.
+		doc := struct {
+			Version   int            `json:"version"`
+			Listeners []manager.Spec `json:"listeners"`
+		}{1, specs}
+		if doc.Listeners == nil {
+			doc.Listeners = []manager.Spec{}
+		}
+		indented, err := json.MarshalIndent(doc, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, err := os.ReadFile(f.Path); err != nil || string(b) != string(indented)+"\n" {
+			t.Errorf("step %d: file:\n%s\nwant:\n%s", i, b, indented)
+		}
 		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("step %d: Load after Save (-want +got):\n%s", i, diff)
 		}
