@@ -132,7 +132,8 @@ func findGrpcurl(t *testing.T) string {
 // waitready FILE waits (up to 20 s) for udpd's --ready-file and exports
 // UDPCTL_ADMIN (the admin address), UDPCTL_SERVER (the first listener's
 // address), UDP_1, UDP_2, … (each listener's address, in the order udpd
-// started them), PORT_1, PORT_2, … (their ports), UDP_<id> (the
+// started them), PORT_1, PORT_2, … (their ports), ID_1, ID_2, … (their
+// ids), UDP_<id> (the
 // address by id, dashes as underscores) and METRICS (with --metrics).
 func cmdWaitReady(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
@@ -164,6 +165,7 @@ func cmdWaitReady(ts *testscript.TestScript, neg bool, args []string) {
 		case len(f) == 3 && f[0] == "listener":
 			n++
 			ts.Setenv("UDP_"+strconv.Itoa(n), f[2])
+			ts.Setenv("ID_"+strconv.Itoa(n), f[1])
 			if _, port, err := net.SplitHostPort(f[2]); err == nil {
 				ts.Setenv("PORT_"+strconv.Itoa(n), port)
 			}

@@ -19,6 +19,7 @@ import (
 func (a *app) newBenchCmd() *cobra.Command {
 	var server string
 	var allowRemote bool
+	var replyTimeout time.Duration
 	cfg := loadgen.Config{}
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -27,8 +28,8 @@ func (a *app) newBenchCmd() *cobra.Command {
 round-trip times of its replies.
 
 Each of --flows sockets keeps --window datagrams of --size bytes in flight;
-each reply, or each datagram that got no reply within --timeout (default
-1s, counted lost), is replaced by the next. Every reply is checked: it must
+each reply, or each datagram that got no reply within --reply-timeout
+(default 1s, counted lost), is replaced by the next. Every reply is checked: it must
 be exactly the uppercase of its request (a reply that is not is counted
 mismatched). The run stops after --duration or --count datagrams,
 whichever comes first, or on Ctrl-C, and then waits for the replies still
@@ -54,7 +55,9 @@ Exit status 1 when a reply was mismatched or no reply came at all.`,
 				return err
 			}
 			cfg.Server = addr
-			cfg.Timeout = a.timeout
+			if cfg.Timeout, err = a.replyTimeout(cmd, replyTimeout); err != nil {
+				return err
+			}
 			if cfg.Payload == "" {
 				cfg.Payload = loadgen.ASCII
 			}
@@ -96,6 +99,7 @@ Exit status 1 when a reply was mismatched or no reply came at all.`,
 		},
 	}
 	f := cmd.Flags()
+	f.DurationVar(&replyTimeout, "reply-timeout", time.Second, "how long to wait for each reply before counting it lost")
 	f.StringVarP(&server, "server", "s", envOr("UDPCTL_SERVER", "127.0.0.1:12000"), "udpd listener `host:port` (env UDPCTL_SERVER)")
 	f.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to send (at most 1h; 0 with --count: until --count)")
 	f.Uint64Var(&cfg.Count, "count", 0, "how many datagrams to send (0: as many as --duration allows)")

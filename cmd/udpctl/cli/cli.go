@@ -80,6 +80,7 @@ type app struct {
 	admin          string
 	context        string
 	output         string
+	noHeaders      bool
 	timeout        time.Duration
 	tokenFile      string
 	tls            bool
@@ -141,8 +142,9 @@ Exit codes: 0 success; 1 failure (such as no UDP reply); 2 usage error;
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.admin, "admin", defaultAdmin, "udpd admin API `addresses`, comma-separated (env UDPCTL_ADMIN)")
 	pf.StringVar(&a.context, "context", "", "call the daemons of these `names`, comma-separated, from the contexts file (env UDPCTL_CONTEXT)")
-	pf.StringVarP(&a.output, "output", "o", "text", "output `format`: text or json")
-	pf.DurationVar(&a.timeout, "timeout", 0, "how long to wait for an answer: per attempt for send and per datagram for bench (default 1s), per admin call (default 10s)")
+	pf.StringVarP(&a.output, "output", "o", "text", "output `format`: text, wide (tables with more columns) or json")
+	pf.BoolVar(&a.noHeaders, "no-headers", false, "print tables without their header row")
+	pf.DurationVar(&a.timeout, "timeout", 0, "how long each admin call may take (default 10s; send and bench wait --reply-timeout)")
 	pf.StringVar(&a.tokenFile, "token-file", "", "send the bearer token in this `file` with admin calls (env UDPCTL_TOKEN holds the token itself)")
 	pf.BoolVar(&a.tls, "tls", false, "connect to the admin API over TLS (implied by --cacert, --cert)")
 	pf.StringVar(&a.caCert, "cacert", "", "trust the admin server's certificate if signed by the CA in this `file`")
@@ -164,7 +166,7 @@ Exit codes: 0 success; 1 failure (such as no UDP reply); 2 usage error;
 		return names, cobra.ShellCompDirectiveNoFileComp
 	})
 	root.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		return []string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp
+		return []string{"text", "wide", "json"}, cobra.ShellCompDirectiveNoFileComp
 	})
 
 	root.AddGroup(
@@ -175,7 +177,7 @@ Exit codes: 0 success; 1 failure (such as no UDP reply); 2 usage error;
 		c.GroupID = "data"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.newListenersCmd(), a.newStatsCmd()} {
+	for _, c := range []*cobra.Command{a.newListenersCmd(), a.newStatsCmd(), a.newHealthCmd()} {
 		c.GroupID = "admin"
 		root.AddCommand(c)
 	}
@@ -221,8 +223,8 @@ func usageArgs(c *cobra.Command) {
 }
 
 func (a *app) checkGlobals(*cobra.Command, []string) error {
-	if a.output != "text" && a.output != "json" {
-		return usageError{fmt.Errorf("-o %q: want text or json", a.output)}
+	if a.output != "text" && a.output != "wide" && a.output != "json" {
+		return usageError{fmt.Errorf("-o %q: want text, wide or json", a.output)}
 	}
 	if a.timeout < 0 {
 		return usageError{fmt.Errorf("--timeout %v: must not be negative", a.timeout)}
@@ -231,6 +233,9 @@ func (a *app) checkGlobals(*cobra.Command, []string) error {
 }
 
 func (a *app) json() bool { return a.output == "json" }
+
+// wide is -o wide: text tables with every column.
+func (a *app) wide() bool { return a.output == "wide" }
 
 // rpcTimeout is the deadline of one admin call.
 func (a *app) rpcTimeout() time.Duration {
@@ -291,6 +296,14 @@ func errorLine(err error) string {
 	if fe, ok := isFleetError(err); ok {
 		return fe.Error()
 	}
+	var several idErrors
+	if errors.As(err, &several) {
+		return several.Error()
+	}
+	var one idError
+	if errors.As(err, &one) {
+		return one.Error()
+	}
 	if st, ok := status.FromError(err); ok {
 		return rpcErrorLine(st)
 	}
@@ -308,6 +321,15 @@ func noArgs(cmd *cobra.Command, args []string) error {
 func exactArgs(n int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
+			return usageError{fmt.Errorf("%s needs %s", cmd.CommandPath(), what)}
+		}
+		return nil
+	}
+}
+
+func minArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < n {
 			return usageError{fmt.Errorf("%s needs %s", cmd.CommandPath(), what)}
 		}
 		return nil

@@ -77,7 +77,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"sned"}, `unknown command "sned"; did you mean "send"?`},
 		{[]string{"bogus", "--nosuchflag"}, "unknown flag"},
 		{[]string{"listeners", "bogus"}, "takes no arguments"},
-		{[]string{"listeners", "stop", "a", "b"}, "needs a listener ID"},
+		{[]string{"listeners", "stop"}, "needs a listener ID"},
 		{[]string{"send", "--nosuchflag"}, "unknown flag: --nosuchflag"},
 		{[]string{"send", "--retries"}, "flag needs an argument"},
 		{[]string{"listeners", "get"}, "needs a listener ID"},
@@ -206,8 +206,8 @@ func TestCompletion(t *testing.T) {
 	// -o completes to its two formats.
 	var out bytes.Buffer
 	Run(context.Background(), []string{"__complete", "stats", "-o", ""}, nil, &out, &bytes.Buffer{})
-	if !strings.Contains(out.String(), "text\njson\n") {
-		t.Errorf("completion of -o = %q, want text and json", out.String())
+	if !strings.Contains(out.String(), "text\nwide\njson\n") {
+		t.Errorf("completion of -o = %q, want text, wide and json", out.String())
 	}
 }
 

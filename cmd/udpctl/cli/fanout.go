@@ -111,8 +111,21 @@ func (a *app) callTarget(ctx context.Context, t daemonTarget, extra time.Duratio
 // API: UNAVAILABLE without udpd's error details is the transport's, not
 // udpd's (which says SHUTTING_DOWN). The code, and so the exit code, stays.
 func explain(t daemonTarget, err error) error {
-	st, ok := status.FromError(err)
-	if !ok || st.Code() != codes.Unavailable || len(st.Details()) > 0 {
+	switch e := err.(type) {
+	case idErrors:
+		out := make(idErrors, len(e))
+		for i, one := range e {
+			out[i] = idError{verb: one.verb, id: one.id, err: explain(t, one.err)}
+		}
+		return out
+	case idError:
+		return idError{verb: e.verb, id: e.id, err: explain(t, e.err)}
+	}
+	if _, direct := err.(interface{ GRPCStatus() *status.Status }); !direct {
+		return err
+	}
+	st, _ := status.FromError(err)
+	if st.Code() != codes.Unavailable || len(st.Details()) > 0 {
 		return err
 	}
 	return status.Error(codes.Unavailable, st.Message()+" (is udpd running at "+t.admin+"?)")
@@ -129,7 +142,7 @@ func (a *app) printReply(cmd *cobra.Command, r reply) error {
 		return nil
 	}
 	if r.table != nil {
-		if err := r.table.write(out); err != nil {
+		if err := r.table.write(out, !a.noHeaders); err != nil {
 			return err
 		}
 	}
@@ -167,7 +180,7 @@ func (a *app) printReplies(cmd *cobra.Command, targets []daemonTarget, replies [
 		merged.rows = append(merged.rows, t.rows...)
 	}
 	if merged != nil {
-		if err := merged.write(out); err != nil {
+		if err := merged.write(out, !a.noHeaders); err != nil {
 			return err
 		}
 	}

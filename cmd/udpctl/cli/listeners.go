@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -88,7 +90,7 @@ listener; limits not given are then off.`,
 				if err != nil {
 					return err
 				}
-				r.listener(resp, resp.GetListener())
+				r.listener(resp, resp.GetListener(), a.wide())
 				return nil
 			})
 		},
@@ -127,28 +129,36 @@ func (a *app) newStopCmd() *cobra.Command {
 	var drain time.Duration
 	var allowMissing bool
 	cmd := &cobra.Command{
-		Use:   "stop ID",
-		Short: "Stop a listener, answering what it already received",
+		Use:   "stop ID...",
+		Short: "Stop listeners, answering what they already received",
+		Long: `Stop each listener named, one after the other, each after it has answered
+what its sockets hold (up to --drain-timeout). A listener that cannot be
+stopped does not keep the others running: udpctl goes on, reports each
+failure on stderr and exits with the code of the first.`,
 		Example: `  udpctl listeners stop udp-12001
+  udpctl listeners stop udp-12001 udp-12002
   udpctl listeners stop udp-12001 --allow-missing   # idempotent`,
-		Args: exactArgs(1, "a listener ID"),
+		Args:              minArgs(1, "a listener ID"),
+		ValidArgsFunction: a.completeIDs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := &adminv1.StopListenerRequest{Id: args[0], AllowMissing: allowMissing}
-			if cmd.Flags().Changed("drain-timeout") {
-				req.DrainTimeout = durationpb.New(drain)
-			}
-			return a.callWithin(cmd, drainAllowance(drain), func(ctx context.Context, c adminv1.ListenerServiceClient, r *reply) error {
-				resp, err := c.StopListener(ctx, req)
-				if err != nil {
-					return err
-				}
-				if resp.GetListener() == nil {
-					r.doc(resp)
-					r.note("listener %q was not running", args[0])
+			return a.callWithin(cmd, drainAllowance(drain)*time.Duration(len(args)), func(ctx context.Context, c adminv1.ListenerServiceClient, r *reply) error {
+				return eachID("stop", args, func(id string) error {
+					req := &adminv1.StopListenerRequest{Id: id, AllowMissing: allowMissing}
+					if cmd.Flags().Changed("drain-timeout") {
+						req.DrainTimeout = durationpb.New(drain)
+					}
+					resp, err := c.StopListener(ctx, req)
+					if err != nil {
+						return err
+					}
+					if resp.GetListener() == nil {
+						r.doc(resp)
+						r.note("listener %q was not running", id)
+						return nil
+					}
+					r.listener(resp, resp.GetListener(), a.wide())
 					return nil
-				}
-				r.listener(resp, resp.GetListener())
-				return nil
+				})
 			})
 		},
 	}
@@ -167,8 +177,9 @@ func (a *app) newRebindCmd() *cobra.Command {
 		Long: `Move a listener to HOST:PORT. udpd binds the new address first: if that
 fails, the listener keeps serving where it was and udpctl exits non-zero.
 Without --host the listener keeps its host.`,
-		Example: `  udpctl listeners rebind udp-12001 --port 12002`,
-		Args:    exactArgs(1, "a listener ID"),
+		Example:           `  udpctl listeners rebind udp-12001 --port 12002`,
+		Args:              exactArgs(1, "a listener ID"),
+		ValidArgsFunction: a.completeIDs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := portFlag(cmd, port)
 			if err != nil {
@@ -194,7 +205,7 @@ Without --host the listener keeps its host.`,
 				if err != nil {
 					return err
 				}
-				r.listener(resp, resp.GetListener())
+				r.listener(resp, resp.GetListener(), a.wide())
 				return nil
 			})
 		},
@@ -218,7 +229,7 @@ func (a *app) newListCmd() *cobra.Command {
 			return a.call(cmd, func(ctx context.Context, c adminv1.ListenerServiceClient, r *reply) error {
 				var all []*adminv1.Listener
 				req := &adminv1.ListListenersRequest{PageSize: pageSize}
-				defer func() { r.rows(listenersTable(all)) }()
+				defer func() { r.rows(listenersTable(all, a.wide())) }()
 				for {
 					resp, err := c.ListListeners(ctx, req)
 					if err != nil {
@@ -240,25 +251,126 @@ func (a *app) newListCmd() *cobra.Command {
 
 func (a *app) newGetCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:     "get ID",
-		Short:   "Show one listener",
-		Example: `  udpctl listeners get udp-12000 -o json`,
-		Args:    exactArgs(1, "a listener ID"),
+		Use:   "get ID...",
+		Short: "Show listeners by id",
+		Long: `Show each listener named, in the order given. With -o json each is one
+GetListenerResponse document. A listener that does not exist is reported
+on stderr; the others are still shown, and udpctl exits with the code of
+the first failure (69 NOT_FOUND).`,
+		Example: `  udpctl listeners get udp-12000 -o json
+  udpctl listeners get udp-12000 udp-12001 -o wide`,
+		Args:              minArgs(1, "a listener ID"),
+		ValidArgsFunction: a.completeIDs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.call(cmd, func(ctx context.Context, c adminv1.ListenerServiceClient, r *reply) error {
-				resp, err := c.GetListener(ctx, &adminv1.GetListenerRequest{Id: args[0]})
-				if err != nil {
-					return err
-				}
-				r.listener(resp, resp.GetListener())
-				return nil
+				return eachID("get", args, func(id string) error {
+					resp, err := c.GetListener(ctx, &adminv1.GetListenerRequest{Id: id})
+					if err != nil {
+						return err
+					}
+					r.listener(resp, resp.GetListener(), a.wide())
+					return nil
+				})
 			})
 		},
 	}
 }
 
+// eachID runs fn for every id, in order, going on after a failure. It
+// returns nil, the one failure, or an idErrors of them all.
+func eachID(verb string, ids []string, fn func(id string) error) error {
+	var errs idErrors
+	for _, id := range ids {
+		if err := fn(id); err != nil {
+			errs = append(errs, idError{verb: verb, id: id, err: err})
+		}
+	}
+	switch {
+	case len(errs) == 0:
+		return nil
+	case len(ids) == 1:
+		return errs[0].err // udpd's message names the id
+	case len(errs) == 1:
+		return errs[0]
+	}
+	return errs
+}
+
+// idError is a failure for one of several ids; its exit code is err's.
+type idError struct {
+	verb, id string
+	err      error
+}
+
+// Error is the failure's line, naming the id unless udpd's message does.
+func (e idError) Error() string {
+	line := errorLine(e.err)
+	if strings.Contains(line, strconv.Quote(e.id)) {
+		return line
+	}
+	return fmt.Sprintf("%s %q: %s", e.verb, e.id, line)
+}
+func (e idError) Unwrap() error { return e.err }
+
+// idErrors are the failures of one command over several ids, in order;
+// the exit code is the first's.
+type idErrors []idError
+
+func (e idErrors) Error() string {
+	lines := make([]string, len(e))
+	for i, err := range e {
+		lines[i] = err.Error()
+	}
+	return strings.Join(lines, "\nudpctl: ")
+}
+
+func (e idErrors) Unwrap() []error {
+	errs := make([]error, len(e))
+	for i, err := range e {
+		errs[i] = err
+	}
+	return errs
+}
+
+// completeIDs completes listener ids by asking udpd, within a short time
+// so that a daemon that does not answer never hangs the shell.
+func (a *app) completeIDs(cmd *cobra.Command, args []string, prefix string) ([]string, cobra.ShellCompDirective) {
+	targets, err := a.targets(cmd)
+	if err != nil || len(targets) != 1 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), completionTimeout)
+	defer cancel()
+	conn, ctx, err := a.dial(ctx, targets[0])
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	defer conn.Close()
+	c := adminv1.NewListenerServiceClient(conn)
+	var ids []string
+	req := &adminv1.ListListenersRequest{}
+	for range 10 { // at most 10 pages of ids
+		resp, err := c.ListListeners(ctx, req)
+		if err != nil {
+			break
+		}
+		for _, l := range resp.GetListeners() {
+			if strings.HasPrefix(l.GetId(), prefix) && !slices.Contains(args, l.GetId()) {
+				ids = append(ids, l.GetId())
+			}
+		}
+		if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
+			break
+		}
+	}
+	return ids, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completionTimeout bounds the admin call behind a completion.
+const completionTimeout = 500 * time.Millisecond
+
 // listener adds resp for JSON and its listener as a table row.
-func (r *reply) listener(resp proto.Message, l *adminv1.Listener) {
+func (r *reply) listener(resp proto.Message, l *adminv1.Listener, wide bool) {
 	r.doc(resp)
-	r.rows(listenersTable([]*adminv1.Listener{l}))
+	r.rows(listenersTable([]*adminv1.Listener{l}, wide))
 }

@@ -46,6 +46,15 @@ func writeJSON(w io.Writer, m proto.Message, head []string) error {
 	if err := json.Compact(&compact, b); err != nil {
 		return failure{err}
 	}
+	if tail := emptyLists(m); tail != "" {
+		c := compact.Bytes()
+		body := c[1 : len(c)-1] // between the object's braces
+		sep := ","
+		if len(body) == 0 {
+			sep = ""
+		}
+		compact = *bytes.NewBufferString("{" + string(body) + sep + tail + "}")
+	}
 	if len(head) > 0 {
 		var pre bytes.Buffer
 		pre.WriteByte('{')
@@ -74,6 +83,22 @@ func writeJSON(w io.Writer, m proto.Message, head []string) error {
 	return err
 }
 
+// emptyLists is `"name":[]` for each top-level list field of m that is
+// empty, comma-separated. protojson (and grpcurl) leave such fields out;
+// udpctl prints them, so that jq's .listeners[] works on an empty list
+// too instead of failing on null.
+func emptyLists(m proto.Message) string {
+	var parts []string
+	fields := m.ProtoReflect().Descriptor().Fields()
+	for i := range fields.Len() {
+		f := fields.Get(i)
+		if f.IsList() && m.ProtoReflect().Get(f).List().Len() == 0 {
+			parts = append(parts, strconv.Quote(f.JSONName())+":[]")
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
 // table is rows built once and rendered as an aligned text table with an
 // upper-case header; ids come first so awk and cut work.
 type table struct {
@@ -83,25 +108,61 @@ type table struct {
 
 func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
 
-func (t *table) write(w io.Writer) error {
+// write renders the table, with its header row unless header is false
+// (--no-headers).
+func (t *table) write(w io.Writer, header bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(t.header, "\t"))
+	if header {
+		fmt.Fprintln(tw, strings.Join(t.header, "\t"))
+	}
 	for _, r := range t.rows {
 		fmt.Fprintln(tw, strings.Join(r, "\t"))
 	}
 	return tw.Flush()
 }
 
-func listenersTable(ls []*adminv1.Listener) *table {
+// listenersTable is one row per listener; wide (-o wide) adds every drop
+// counter, the byte counters and the limits.
+func listenersTable(ls []*adminv1.Listener, wide bool) *table {
 	t := &table{header: []string{"ID", "ADDRESS", "BOUND", "STATE", "GEN", "WORKERS", "RECEIVED", "SENT", "DROPPED", "AGE"}}
+	if wide {
+		t.header = append(t.header, "BYTES_IN", "BYTES_OUT", "TOO_LARGE", "SEND_ERRORS", "LOOP_BLOCKED", "RATE_LIMITED", "READ_ERRORS", "KERNEL_DROPS", "LIMITS")
+	}
 	for _, l := range ls {
 		s := l.GetStats()
-		t.add(l.GetId(), l.GetAddress(), l.GetBoundAddress(), stateName(l.GetState()),
+		row := []string{l.GetId(), l.GetAddress(), l.GetBoundAddress(), stateName(l.GetState()),
 			u64(l.GetGeneration()), u64(uint64(l.GetWorkers())),
 			u64(s.GetDatagramsReceived()), u64(s.GetDatagramsSent()), u64(dropped(s)),
-			age(l.GetCreateTime().AsTime()))
+			age(l.GetCreateTime().AsTime())}
+		if wide {
+			row = append(row, u64(s.GetBytesReceived()), u64(s.GetBytesSent()), u64(s.GetRepliesTooLarge()),
+				u64(s.GetSendErrors()), u64(s.GetLoopBlocked()), u64(s.GetRateLimited()),
+				u64(s.GetReadErrors()), u64(s.GetKernelDrops()), limitsText(l.GetLimits()))
+		}
+		t.add(row...)
 	}
 	return t
+}
+
+// limitsText sums up a listener's limits in one cell: "-" when none.
+func limitsText(l *adminv1.Limits) string {
+	var parts []string
+	if v := l.GetPerSecond(); v > 0 {
+		parts = append(parts, fmt.Sprintf("%g/s(burst %d)", v, l.GetBurst()))
+	}
+	if v := l.GetBytesPerSecond(); v > 0 {
+		parts = append(parts, fmt.Sprintf("%gB/s(burst %d)", v, l.GetBytesBurst()))
+	}
+	if l.GetLimitLoopback() {
+		parts = append(parts, "loopback")
+	}
+	if v := l.GetMaxReplyRatio(); v > 0 {
+		parts = append(parts, fmt.Sprintf("ratio<=%g", v))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ",")
 }
 
 func stateName(s adminv1.Listener_State) string {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"syscall"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	adminv1 "github.com/udpd/udpd/gen/udpd/admin/v1"
 )
 
 // maxPayload is the largest UDP payload over IPv4.
@@ -28,6 +31,7 @@ const prompt = "Input lowercase sentence: "
 func (a *app) newSendCmd() *cobra.Command {
 	var server string
 	var retries int
+	var replyTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "send [TEXT...]",
 		Short: "Send text in one datagram and print the uppercase reply",
@@ -38,7 +42,12 @@ With no TEXT, read standard input and send each line as one datagram,
 printing each reply (the textbook prompt is shown only on a terminal).
 
 UDP may lose a datagram: each is sent up to 1+--retries times, waiting
---timeout for a reply each time. Without a reply udpctl exits 1.`,
+--reply-timeout for a reply each time. Without a reply udpctl exits 1 (and
+says so when udpd counted the reply as too large, if its admin API answers).
+
+With -o json each datagram is one document: server, request, reply
+(replyBytes, base64, when the reply is not UTF-8), attempts, rtt (a Go
+duration) and rttMicros (a number, like bench's).`,
 		Example: `  udpctl send "hello, world"
   udpctl send --server '[::1]:12000' straße
   printf 'one\ntwo\n' | udpctl send -o json`,
@@ -47,15 +56,16 @@ UDP may lose a datagram: each is sent up to 1+--retries times, waiting
 			if retries < 0 {
 				return usageError{fmt.Errorf("--retries %d: must not be negative", retries)}
 			}
-			timeout := a.timeout
-			if timeout == 0 {
-				timeout = time.Second
+			timeout, err := a.replyTimeout(cmd, replyTimeout)
+			if err != nil {
+				return err
 			}
 			c, err := dialUDP(server, timeout, retries)
 			if err != nil {
 				return err
 			}
 			defer c.close()
+			c.tooLarge = func() (uint64, bool) { return a.repliesTooLarge(cmd, c.conn.RemoteAddr().String()) }
 			stop := context.AfterFunc(cmd.Context(), c.interrupt)
 			defer stop()
 			out := cmd.OutOrStdout()
@@ -67,7 +77,23 @@ UDP may lose a datagram: each is sent up to 1+--retries times, waiting
 	}
 	cmd.Flags().StringVarP(&server, "server", "s", envOr("UDPCTL_SERVER", "127.0.0.1:12000"), "udpd listener `host:port` (env UDPCTL_SERVER)")
 	cmd.Flags().IntVar(&retries, "retries", 2, "times to resend a datagram that got no reply")
+	cmd.Flags().DurationVar(&replyTimeout, "reply-timeout", time.Second, "how long to wait for each reply")
 	return cmd
+}
+
+// replyTimeout is send's and bench's --reply-timeout. Before it existed,
+// the global --timeout meant it for these commands; it still does when
+// --reply-timeout is not given, with a warning.
+func (a *app) replyTimeout(cmd *cobra.Command, d time.Duration) (time.Duration, error) {
+	f := cmd.Flags()
+	if f.Changed("timeout") && !f.Changed("reply-timeout") {
+		fmt.Fprintf(cmd.ErrOrStderr(), "udpctl: --timeout for %s is deprecated: it is for admin calls; use --reply-timeout\n", cmd.Name())
+		d = a.timeout
+	}
+	if d <= 0 {
+		return 0, usageError{fmt.Errorf("--reply-timeout %v: must be positive", d)}
+	}
+	return d, nil
 }
 
 func (a *app) sendLines(ctx context.Context, c *udpClient, in io.Reader, out, errOut io.Writer) error {
@@ -111,8 +137,9 @@ func (a *app) sendOne(ctx context.Context, c *udpClient, out io.Writer, req []by
 		Request:  string(req),
 		Reply:    string(reply),
 		Attempts: attempts,
-		RTT:      time.Since(start).String(),
 	}
+	rtt := time.Since(start)
+	doc.RTT, doc.RTTMicros = rtt.String(), rtt.Microseconds()
 	if !utf8.Valid(reply) {
 		doc.ReplyBytes = reply // base64: the text field cannot hold invalid UTF-8
 	}
@@ -128,7 +155,8 @@ type sendResult struct {
 	Reply      string `json:"reply"`
 	ReplyBytes []byte `json:"replyBytes,omitempty"`
 	Attempts   int    `json:"attempts"`
-	RTT        string `json:"rtt"`
+	RTT        string `json:"rtt"`       // a Go duration, "1.234ms"
+	RTTMicros  int64  `json:"rttMicros"` // the same in µs, a number
 }
 
 // udpClient sends datagrams from one connected socket, so the kernel
@@ -139,6 +167,10 @@ type udpClient struct {
 	timeout time.Duration
 	retries int
 	buf     []byte
+	// tooLarge, when set, reads udpd's replies_too_large counter of the
+	// listener at server (ok false when it cannot), to explain a reply
+	// that never came.
+	tooLarge func() (n uint64, ok bool)
 }
 
 func dialUDP(server string, timeout time.Duration, retries int) (*udpClient, error) {
@@ -168,6 +200,8 @@ const maxDiscard = 1024
 func (c *udpClient) exchange(ctx context.Context, req []byte) ([]byte, int, error) {
 	c.discard()
 	var last error
+	var before uint64
+	counted := false
 	attempts := 1 + c.retries
 	for i := 1; i <= attempts; i++ {
 		if ctx.Err() != nil {
@@ -186,6 +220,10 @@ func (c *udpClient) exchange(ctx context.Context, req []byte) ([]byte, int, erro
 			return nil, i, failure{fmt.Errorf("interrupted: %w", ctx.Err())}
 		}
 		last = err
+		if i == 1 && isTimeout(err) && c.tooLarge != nil {
+			// Slow path only: ask udpd once the first attempt is lost.
+			before, counted = c.tooLarge()
+		}
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			// Nothing listens there: the next try would be refused as
 			// fast; wait a little in case udpd is just starting.
@@ -197,6 +235,13 @@ func (c *udpClient) exchange(ctx context.Context, req []byte) ([]byte, int, erro
 		why = "connection refused: nothing listens there (is udpd running?)"
 	} else if !isTimeout(last) {
 		why = last.Error()
+	} else if counted {
+		if after, ok := c.tooLarge(); ok && after > before {
+			why = fmt.Sprintf("udpd dropped the reply as too large (the listener's replies_too_large rose by %d): "+
+				"the uppercase would be longer than the largest UDP payload or than the listener's max_reply_ratio allows", after-before)
+		} else if ok && after > 0 && attempts == 1 {
+			why += fmt.Sprintf(" (udpd has dropped %d replies as too large on this listener: see replies_too_large; retry with --retries to know)", after)
+		}
 	}
 	return nil, attempts, failure{fmt.Errorf("no reply from %s after %d attempts: %s", c.server, attempts, why)}
 }
@@ -210,4 +255,46 @@ func isTimeout(err error) bool {
 func isTerminal(f any) bool {
 	file, ok := f.(*os.File)
 	return ok && term.IsTerminal(int(file.Fd()))
+}
+
+// repliesTooLarge reads the replies_too_large counter of the listener that
+// serves addr, from the one daemon addressed, within a second. A listener
+// on a wildcard address serves addr when the port matches.
+func (a *app) repliesTooLarge(cmd *cobra.Command, addr string) (uint64, bool) {
+	want, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return 0, false
+	}
+	targets, err := a.targets(cmd)
+	if err != nil || len(targets) != 1 {
+		return 0, false
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), time.Second)
+	defer cancel()
+	conn, ctx, err := a.dial(ctx, targets[0])
+	if err != nil {
+		return 0, false
+	}
+	defer conn.Close()
+	c := adminv1.NewListenerServiceClient(conn)
+	req := &adminv1.ListListenersRequest{}
+	for range 10 {
+		resp, err := c.ListListeners(ctx, req)
+		if err != nil {
+			return 0, false
+		}
+		for _, l := range resp.GetListeners() {
+			bound, err := netip.ParseAddrPort(l.GetBoundAddress())
+			if err != nil || bound.Port() != want.Port() {
+				continue
+			}
+			if bound.Addr().Unmap() == want.Addr().Unmap() || bound.Addr().IsUnspecified() {
+				return l.GetStats().GetRepliesTooLarge(), true
+			}
+		}
+		if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
+			break
+		}
+	}
+	return 0, false
 }

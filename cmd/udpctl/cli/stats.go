@@ -140,7 +140,7 @@ func (a *app) watchStats(cmd *cobra.Command, id string, interval time.Duration) 
 			if multi {
 				t = withDaemon(targets[u.i].name, t)
 			}
-			err = t.write(out)
+			err = t.write(out, !a.noHeaders)
 		}
 		if err != nil {
 			return err
@@ -210,7 +210,7 @@ func drawLive(w io.Writer, targets []daemonTarget, prev, cur []*adminv1.WatchSta
 	}
 	// Home the cursor and clear the screen, then draw.
 	fmt.Fprintf(w, "\x1b[H\x1b[2Judpd stats at %s (Ctrl-C to stop)\n\n", at.Local().Format("15:04:05"))
-	return all.write(w)
+	return all.write(w, true)
 }
 
 // liveTable is one daemon's rows of the live table: rates since prev and
