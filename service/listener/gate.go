@@ -2,6 +2,7 @@ package listener
 
 import (
 	"net/netip"
+	"sync/atomic"
 
 	"github.com/udpd/udpd/service/ratelimit"
 )
@@ -20,10 +21,19 @@ const (
 // echo detector), the rate limit and the reply size. Only its worker uses
 // it; after the first datagram it allocates nothing.
 type gate struct {
-	policy     *Policy
+	rules      *atomic.Pointer[rules] // the listener's, replaced by SetPolicy
 	maxPayload int
-	limiter    *ratelimit.Shared // nil: no rate limit
 	echo       echoGuard
+
+	policy  *Policy           // in force for this batch (see begin)
+	limiter *ratelimit.Shared // nil: no rate limit
+}
+
+// begin reads the policy in force for the batch about to be handled: a
+// SetPolicy applies from the next batch on.
+func (g *gate) begin() {
+	r := g.rules.Load()
+	g.policy, g.limiter = &r.Policy, r.limiter
 }
 
 // admit decides whether the request req from src:port, sent to dst (the

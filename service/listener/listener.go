@@ -55,7 +55,7 @@ type Listener struct {
 	workers    []*worker
 	start      time.Time
 	maxPayload int
-	policy     Policy
+	rules      atomic.Pointer[rules] // the policy in force; SetPolicy replaces it
 
 	draining   atomic.Bool
 	drainUntil atomic.Int64 // unix nanoseconds; valid once draining is set
@@ -100,18 +100,14 @@ func build(conns []*net.UDPConn, bound netip.AddrPort, batch int, policy Policy)
 		addr:       bound,
 		start:      time.Now(),
 		maxPayload: MaxPayloadIPv4,
-		policy:     policy,
 		done:       make(chan struct{}),
 	}
 	if bound.Addr().Is6() && !bound.Addr().Is4In6() {
 		l.maxPayload = MaxPayloadIPv6
 	}
-	var limiter *ratelimit.Shared // one limit per source network, whichever worker reads it
-	if policy.RateLimit.Enabled() {
-		limiter = ratelimit.NewShared(policy.RateLimit)
-	}
+	l.SetPolicy(policy)
 	for _, c := range conns {
-		w, err := newWorker(l, c, batch, limiter)
+		w, err := newWorker(l, c, batch)
 		if err != nil {
 			for _, c := range conns {
 				c.Close()
@@ -122,6 +118,30 @@ func build(conns []*net.UDPConn, bound netip.AddrPort, batch int, policy Policy)
 	}
 	return l, nil
 }
+
+// rules are a policy and the rate limiter made from it, replaced whole so
+// that a worker reads one consistent pair per batch.
+type rules struct {
+	Policy
+	limiter *ratelimit.Shared // one limit per source network, whichever worker reads it; nil: none
+}
+
+// SetPolicy replaces the listener's policy while it serves, keeping its
+// sockets and counters; the next batch each worker reads follows it. A
+// changed rate limit starts with fresh token buckets; an unchanged one
+// keeps its buckets.
+func (l *Listener) SetPolicy(p Policy) {
+	r := &rules{Policy: p}
+	if old := l.rules.Load(); old != nil && old.RateLimit == p.RateLimit {
+		r.limiter = old.limiter
+	} else if p.RateLimit.Enabled() {
+		r.limiter = ratelimit.NewShared(p.RateLimit)
+	}
+	l.rules.Store(r)
+}
+
+// Policy returns the policy in force.
+func (l *Listener) Policy() Policy { return l.rules.Load().Policy }
 
 // Addr is the bound address (port 0 resolved).
 func (l *Listener) Addr() netip.AddrPort { return l.addr }

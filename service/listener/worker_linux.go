@@ -9,7 +9,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/udpd/udpd/service/ratelimit"
 	"github.com/udpd/udpd/service/uppercase"
 	"golang.org/x/sys/unix"
 )
@@ -54,13 +53,13 @@ type worker struct {
 	ctl  pktinfo // destination addresses, on wildcard listeners
 }
 
-func newWorker(l *Listener, c *net.UDPConn, maxBatch int, limiter *ratelimit.Shared) (*worker, error) {
+func newWorker(l *Listener, c *net.UDPConn, maxBatch int) (*worker, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
 	w := &worker{l: l, conn: c, rc: rc, maxBatch: maxBatch}
-	w.gate = gate{policy: &l.policy, maxPayload: l.maxPayload, limiter: limiter}
+	w.gate = gate{rules: &l.rules, maxPayload: l.maxPayload}
 	if a := l.addr.Addr(); a.IsUnspecified() {
 		// A wildcard listener answers from the address each datagram was
 		// sent to, which only a control message tells.
@@ -209,6 +208,7 @@ func (w *worker) drainRead(fd uintptr) bool {
 func (w *worker) handle(n int) {
 	var t tally
 	now := int64(time.Since(w.l.start)) // monotonic
+	w.gate.begin()
 	for i := range n {
 		h := &w.rhdrs[i]
 		size := int(h.Len)
