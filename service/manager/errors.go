@@ -20,6 +20,7 @@ var (
 	ErrStateSave           = errors.New("saving state failed")
 	ErrClosed              = errors.New("manager is shutting down")
 	ErrUpgrading           = errors.New("udpd is handing over to a new process")
+	ErrVersionMismatch     = errors.New("the configuration changed since the version given")
 )
 
 // FieldError says which field of a request is wrong and why. It wraps one

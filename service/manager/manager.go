@@ -169,6 +169,9 @@ func (m *Manager) start1(ctx context.Context, spec Spec, requestID string, save 
 	if len(m.byID) >= m.opts.MaxListeners {
 		return Listener{}, fmt.Errorf("start %s: %w (limit %d)", spec.Address, ErrQuotaExceeded, m.opts.MaxListeners)
 	}
+	if err := m.checkVersion(ctx); err != nil {
+		return Listener{}, fmt.Errorf("start %s: %w", spec.Address, err)
+	}
 	if spec.ID == "" {
 		spec.ID = m.newID(addr)
 	}
@@ -202,7 +205,7 @@ func (m *Manager) Stop(ctx context.Context, id string, drain time.Duration) (Lis
 	if err != nil {
 		return Listener{}, err
 	}
-	e, cur, err := m.forget(id)
+	e, cur, err := m.forget(ctx, id)
 	if err != nil {
 		return Listener{}, err
 	}
@@ -217,7 +220,7 @@ func (m *Manager) Stop(ctx context.Context, id string, drain time.Duration) (Lis
 // forget removes listener id from the configuration and saves it. It
 // returns the listener's entry and current socket group, which keeps
 // answering until drainGroup closes it.
-func (m *Manager) forget(id string) (*entry, *listener.Listener, error) {
+func (m *Manager) forget(ctx context.Context, id string) (*entry, *listener.Listener, error) {
 	m.change.Lock()
 	defer m.change.Unlock()
 	if err := m.changeErr(); err != nil {
@@ -226,6 +229,9 @@ func (m *Manager) forget(id string) (*entry, *listener.Listener, error) {
 	e, ok := m.byID[id]
 	if !ok {
 		return nil, nil, fmt.Errorf("stop %q: %w", id, ErrNotFound)
+	}
+	if err := m.checkVersion(ctx); err != nil {
+		return nil, nil, fmt.Errorf("stop %q: %w", id, err)
 	}
 	if err := m.save(m.specsWith(id, nil)); err != nil {
 		return nil, nil, fmt.Errorf("stop %q: %w", id, err)
@@ -280,6 +286,9 @@ func (m *Manager) move(ctx context.Context, id, address string, addr netip.AddrP
 	}
 	if e.addr == addr {
 		return e, nil, nil
+	}
+	if err := m.checkVersion(ctx); err != nil {
+		return nil, nil, fmt.Errorf("rebind %q: %w", id, err)
 	}
 	spec := e.spec
 	spec.Address = address
