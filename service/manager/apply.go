@@ -73,8 +73,8 @@ type ApplyOptions struct {
 type step struct {
 	Change
 	addr  netip.AddrPort
-	e     *entry            // the listener changed; nil for a start
-	bind  bool              // needs new sockets (a start, or a move)
+	e     *entry             // the listener changed; nil for a start
+	bind  bool               // needs new sockets (a start, or a move)
 	group *listener.Listener // the new sockets, once bound
 }
 
@@ -245,7 +245,7 @@ func (m *Manager) plan(specs []Spec, prune bool) ([]step, error) {
 		if spec.Workers != e.spec.Workers {
 			return nil, fmt.Errorf("listener %q: %w", spec.ID, &FieldError{Field: "workers", Value: strconv.Itoa(spec.Workers),
 				Reason: fmt.Sprintf("cannot change while the listener runs (it has %d): remove it, apply with prune, then add it back", e.spec.Workers),
-				Err: ErrInvalidArgument})
+				Err:    ErrInvalidArgument})
 		}
 		s := step{Change: Change{Action: ActionUpdate, ID: spec.ID, Spec: spec}, addr: addr, e: e}
 		if spec.Address != e.spec.Address {
@@ -287,4 +287,3 @@ func limitsSource(l *Limits) string {
 	}
 	return "own"
 }
-
