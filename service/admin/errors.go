@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -40,6 +41,7 @@ func toStatus(err error) error {
 		{manager.ErrNoResources, codes.ResourceExhausted, "OUT_OF_RESOURCES"},
 		{manager.ErrStateSave, codes.Unavailable, "STATE_SAVE_FAILED"},
 		{manager.ErrClosed, codes.Unavailable, "SHUTTING_DOWN"},
+		{manager.ErrVersionMismatch, codes.Aborted, "CONFIG_VERSION_MISMATCH"},
 		{manager.ErrUpgrading, codes.Unavailable, "UPGRADING"},
 		{sampler.ErrTooManyWatchers, codes.ResourceExhausted, "WATCHER_QUOTA_EXCEEDED"},
 		{sampler.ErrStopped, codes.Unavailable, "SHUTTING_DOWN"},
@@ -52,6 +54,13 @@ func toStatus(err error) error {
 		}
 	}
 	return withDetails(code, reason, err)
+}
+
+// managedByFile is the status of a change refused because a configuration
+// file manages the listeners.
+func managedByFile(path string) error {
+	return withDetails(codes.FailedPrecondition, "CONFIG_FILE_MANAGED",
+		fmt.Errorf("listeners are managed by the configuration file %s: edit it and reload (SIGHUP), or start udpd with --allow-imperative", path))
 }
 
 // invalid is the status of a request field the edge itself rejects.

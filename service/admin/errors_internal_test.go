@@ -32,6 +32,7 @@ func TestToStatus(t *testing.T) {
 		{manager.ErrStateSave, codes.Unavailable, "STATE_SAVE_FAILED"},
 		{manager.ErrClosed, codes.Unavailable, "SHUTTING_DOWN"},
 		{manager.ErrUpgrading, codes.Unavailable, "UPGRADING"},
+		{manager.ErrVersionMismatch, codes.Aborted, "CONFIG_VERSION_MISMATCH"},
 		{fmt.Errorf("something else"), codes.Internal, "INTERNAL"},
 	} {
 		st := status.Convert(toStatus(fmt.Errorf("start %q: %w", "x", tc.err)))

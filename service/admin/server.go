@@ -50,6 +50,12 @@ type Options struct {
 	Sampler *sampler.Sampler
 	// Version is what GetVersion answers.
 	Version Version
+	// ConfigFile, when set, names the configuration file that manages the
+	// listeners (udpd --config): calls that change them (StartListener,
+	// StopListener, RebindListener, UpdateListener and ApplyConfig other
+	// than a dry run) fail with FAILED_PRECONDITION, reason
+	// CONFIG_FILE_MANAGED, because the next reload would undo them.
+	ConfigFile string
 }
 
 // Server is the admin gRPC server: the ListenerService, grpc.health.v1
@@ -101,6 +107,7 @@ func NewServer(m *manager.Manager, opts Options) *Server {
 	}
 	svc := NewService(m, smp, s.done)
 	svc.version = opts.Version
+	svc.configFile = opts.ConfigFile
 	svc.Register(g)
 	healthpb.RegisterHealthServer(g, s.health)
 	s.health.SetServingStatus(adminv1.ListenerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)

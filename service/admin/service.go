@@ -37,6 +37,8 @@ type Service struct {
 	done    <-chan struct{}  // closed when the daemon shuts down: ends WatchStats
 	version Version          // what GetVersion answers
 
+	configFile string // set: changes are refused (see Options.ConfigFile)
+
 	watchMu   sync.Mutex
 	watchSnap *manager.Snapshot           // the last snapshot converted for all listeners
 	watchResp *adminv1.WatchStatsResponse // its conversion, shared by the streams
@@ -64,7 +66,10 @@ func (s *Service) StartListener(ctx context.Context, req *adminv1.StartListenerR
 		Workers: int(req.GetWorkers()),
 		Limits:  limitsFromProto(req.GetLimits()),
 	}
-	l, err := s.m.Start(ctx, spec, req.GetRequestId())
+	if s.configFile != "" {
+		return nil, managedByFile(s.configFile)
+	}
+	l, err := s.m.Start(manager.IfVersion(ctx, req.GetConfigVersion()), spec, req.GetRequestId())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -80,7 +85,10 @@ func (s *Service) StopListener(ctx context.Context, req *adminv1.StopListenerReq
 	if err := manager.ValidateID(req.GetId()); err != nil {
 		return nil, toStatus(err)
 	}
-	l, err := s.m.Stop(ctx, req.GetId(), drain)
+	if s.configFile != "" {
+		return nil, managedByFile(s.configFile)
+	}
+	l, err := s.m.Stop(manager.IfVersion(ctx, req.GetConfigVersion()), req.GetId(), drain)
 	if err != nil {
 		if req.GetAllowMissing() && isNotFound(err) {
 			return &adminv1.StopListenerResponse{}, nil
@@ -102,7 +110,10 @@ func (s *Service) RebindListener(ctx context.Context, req *adminv1.RebindListene
 	if req.GetAddress() == "" {
 		return nil, invalid("address", "", "is required, e.g. 127.0.0.1:12001")
 	}
-	l, err := s.m.Rebind(ctx, req.GetId(), req.GetAddress(), drain)
+	if s.configFile != "" {
+		return nil, managedByFile(s.configFile)
+	}
+	l, err := s.m.Rebind(manager.IfVersion(ctx, req.GetConfigVersion()), req.GetId(), req.GetAddress(), drain)
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -79,6 +80,65 @@ func (x Listener_State) Number() protoreflect.EnumNumber {
 // Deprecated: Use Listener_State.Descriptor instead.
 func (Listener_State) EnumDescriptor() ([]byte, []int) {
 	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{0, 0}
+}
+
+// Action is what happens to the listener.
+type ConfigChange_Action int32
+
+const (
+	// ACTION_UNSPECIFIED is never returned.
+	ConfigChange_ACTION_UNSPECIFIED ConfigChange_Action = 0
+	// ACTION_START starts a listener the configuration adds ("+").
+	ConfigChange_ACTION_START ConfigChange_Action = 1
+	// ACTION_UPDATE changes limits in place or moves the listener to a new
+	// address, bound first ("~").
+	ConfigChange_ACTION_UPDATE ConfigChange_Action = 2
+	// ACTION_STOP drains and stops a listener the configuration no longer
+	// lists ("-"), with prune only.
+	ConfigChange_ACTION_STOP ConfigChange_Action = 3
+)
+
+// Enum value maps for ConfigChange_Action.
+var (
+	ConfigChange_Action_name = map[int32]string{
+		0: "ACTION_UNSPECIFIED",
+		1: "ACTION_START",
+		2: "ACTION_UPDATE",
+		3: "ACTION_STOP",
+	}
+	ConfigChange_Action_value = map[string]int32{
+		"ACTION_UNSPECIFIED": 0,
+		"ACTION_START":       1,
+		"ACTION_UPDATE":      2,
+		"ACTION_STOP":        3,
+	}
+)
+
+func (x ConfigChange_Action) Enum() *ConfigChange_Action {
+	p := new(ConfigChange_Action)
+	*p = x
+	return p
+}
+
+func (x ConfigChange_Action) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ConfigChange_Action) Descriptor() protoreflect.EnumDescriptor {
+	return file_udpd_admin_v1_admin_proto_enumTypes[1].Descriptor()
+}
+
+func (ConfigChange_Action) Type() protoreflect.EnumType {
+	return &file_udpd_admin_v1_admin_proto_enumTypes[1]
+}
+
+func (x ConfigChange_Action) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ConfigChange_Action.Descriptor instead.
+func (ConfigChange_Action) EnumDescriptor() ([]byte, []int) {
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{25, 0}
 }
 
 // Listener is one UDP socket group answering datagrams with their uppercase.
@@ -528,7 +588,11 @@ type StartListenerRequest struct {
 	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// limits, when set, replace the daemon's default limits for this
 	// listener.
-	Limits        *Limits `protobuf:"bytes,5,opt,name=limits,proto3" json:"limits,omitempty"`
+	Limits *Limits `protobuf:"bytes,5,opt,name=limits,proto3" json:"limits,omitempty"`
+	// config_version, when set, makes the call fail with ABORTED (reason
+	// CONFIG_VERSION_MISMATCH) unless the configuration still has this
+	// version (see GetConfig).
+	ConfigVersion string `protobuf:"bytes,6,opt,name=config_version,json=configVersion,proto3" json:"config_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -598,6 +662,13 @@ func (x *StartListenerRequest) GetLimits() *Limits {
 	return nil
 }
 
+func (x *StartListenerRequest) GetConfigVersion() string {
+	if x != nil {
+		return x.ConfigVersion
+	}
+	return ""
+}
+
 // StartListenerResponse carries the started listener.
 type StartListenerResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -653,7 +724,9 @@ type StopListenerRequest struct {
 	// (default 1s, at most 1m).
 	DrainTimeout *durationpb.Duration `protobuf:"bytes,2,opt,name=drain_timeout,json=drainTimeout,proto3" json:"drain_timeout,omitempty"`
 	// allow_missing makes stopping an unknown listener succeed.
-	AllowMissing  bool `protobuf:"varint,3,opt,name=allow_missing,json=allowMissing,proto3" json:"allow_missing,omitempty"`
+	AllowMissing bool `protobuf:"varint,3,opt,name=allow_missing,json=allowMissing,proto3" json:"allow_missing,omitempty"`
+	// config_version: as in StartListenerRequest.
+	ConfigVersion string `protobuf:"bytes,4,opt,name=config_version,json=configVersion,proto3" json:"config_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -707,6 +780,13 @@ func (x *StopListenerRequest) GetAllowMissing() bool {
 		return x.AllowMissing
 	}
 	return false
+}
+
+func (x *StopListenerRequest) GetConfigVersion() string {
+	if x != nil {
+		return x.ConfigVersion
+	}
+	return ""
 }
 
 // StopListenerResponse carries the stopped listener.
@@ -765,7 +845,9 @@ type RebindListenerRequest struct {
 	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
 	// drain_timeout bounds how long the old socket still answers what it
 	// had queued (default 1s, at most 1m).
-	DrainTimeout  *durationpb.Duration `protobuf:"bytes,3,opt,name=drain_timeout,json=drainTimeout,proto3" json:"drain_timeout,omitempty"`
+	DrainTimeout *durationpb.Duration `protobuf:"bytes,3,opt,name=drain_timeout,json=drainTimeout,proto3" json:"drain_timeout,omitempty"`
+	// config_version: as in StartListenerRequest.
+	ConfigVersion string `protobuf:"bytes,4,opt,name=config_version,json=configVersion,proto3" json:"config_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -819,6 +901,13 @@ func (x *RebindListenerRequest) GetDrainTimeout() *durationpb.Duration {
 		return x.DrainTimeout
 	}
 	return nil
+}
+
+func (x *RebindListenerRequest) GetConfigVersion() string {
+	if x != nil {
+		return x.ConfigVersion
+	}
+	return ""
 }
 
 // RebindListenerResponse carries the moved listener.
@@ -1403,11 +1492,607 @@ func (x *GetVersionResponse) GetGoVersion() string {
 	return ""
 }
 
+// ListenerConfig is one listener of a configuration: what a configuration
+// file lists and what the state file saves.
+type ListenerConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the listener's id; required.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// address is host:port to bind; host is an IP literal or "localhost".
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// workers is the number of sockets sharing the address (0 = default).
+	Workers uint32 `protobuf:"varint,3,opt,name=workers,proto3" json:"workers,omitempty"`
+	// limits, when set, replace the daemon's default limits.
+	Limits        *Limits `protobuf:"bytes,4,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListenerConfig) Reset() {
+	*x = ListenerConfig{}
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListenerConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListenerConfig) ProtoMessage() {}
+
+func (x *ListenerConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListenerConfig.ProtoReflect.Descriptor instead.
+func (*ListenerConfig) Descriptor() ([]byte, []int) {
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListenerConfig) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ListenerConfig) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *ListenerConfig) GetWorkers() uint32 {
+	if x != nil {
+		return x.Workers
+	}
+	return 0
+}
+
+func (x *ListenerConfig) GetLimits() *Limits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// GetConfigRequest asks for the running configuration.
+type GetConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConfigRequest) Reset() {
+	*x = GetConfigRequest{}
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConfigRequest) ProtoMessage() {}
+
+func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
+func (*GetConfigRequest) Descriptor() ([]byte, []int) {
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{21}
+}
+
+// GetConfigResponse is the running configuration.
+type GetConfigResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// listeners are ordered by id.
+	Listeners []*ListenerConfig `protobuf:"bytes,1,rep,name=listeners,proto3" json:"listeners,omitempty"`
+	// config_version identifies this configuration: a digest of it, which
+	// every change to any listener's configuration changes.
+	ConfigVersion string `protobuf:"bytes,2,opt,name=config_version,json=configVersion,proto3" json:"config_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConfigResponse) Reset() {
+	*x = GetConfigResponse{}
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConfigResponse) ProtoMessage() {}
+
+func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConfigResponse.ProtoReflect.Descriptor instead.
+func (*GetConfigResponse) Descriptor() ([]byte, []int) {
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetConfigResponse) GetListeners() []*ListenerConfig {
+	if x != nil {
+		return x.Listeners
+	}
+	return nil
+}
+
+func (x *GetConfigResponse) GetConfigVersion() string {
+	if x != nil {
+		return x.ConfigVersion
+	}
+	return ""
+}
+
+// ApplyConfigRequest is a whole desired configuration.
+type ApplyConfigRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// listeners is every listener that should run.
+	Listeners []*ListenerConfig `protobuf:"bytes,1,rep,name=listeners,proto3" json:"listeners,omitempty"`
+	// prune stops the running listeners not in listeners.
+	Prune bool `protobuf:"varint,2,opt,name=prune,proto3" json:"prune,omitempty"`
+	// dry_run returns the plan without changing anything.
+	DryRun bool `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// config_version, when set, makes the call fail with ABORTED (reason
+	// CONFIG_VERSION_MISMATCH) unless the configuration still has this
+	// version.
+	ConfigVersion string `protobuf:"bytes,4,opt,name=config_version,json=configVersion,proto3" json:"config_version,omitempty"`
+	// drain_timeout bounds how long moved and stopped listeners' old sockets
+	// answer what they hold (default 1s, at most 1m).
+	DrainTimeout  *durationpb.Duration `protobuf:"bytes,5,opt,name=drain_timeout,json=drainTimeout,proto3" json:"drain_timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyConfigRequest) Reset() {
+	*x = ApplyConfigRequest{}
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyConfigRequest) ProtoMessage() {}
+
+func (x *ApplyConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyConfigRequest.ProtoReflect.Descriptor instead.
+func (*ApplyConfigRequest) Descriptor() ([]byte, []int) {
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ApplyConfigRequest) GetListeners() []*ListenerConfig {
+	if x != nil {
+		return x.Listeners
+	}
+	return nil
+}
+
+func (x *ApplyConfigRequest) GetPrune() bool {
+	if x != nil {
+		return x.Prune
+	}
+	return false
+}
+
+func (x *ApplyConfigRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *ApplyConfigRequest) GetConfigVersion() string {
+	if x != nil {
+		return x.ConfigVersion
+	}
+	return ""
+}
+
+func (x *ApplyConfigRequest) GetDrainTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.DrainTimeout
+	}
+	return nil
+}
+
+// ApplyConfigResponse is the plan applied (or, for a dry run, the plan).
+type ApplyConfigResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// changes are ordered by listener id; empty when nothing changed.
+	Changes []*ConfigChange `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	// previous_config_version is the version the apply started from.
+	PreviousConfigVersion string `protobuf:"bytes,2,opt,name=previous_config_version,json=previousConfigVersion,proto3" json:"previous_config_version,omitempty"`
+	// config_version is the version after the apply (for a dry run: the
+	// version it would have).
+	ConfigVersion string `protobuf:"bytes,3,opt,name=config_version,json=configVersion,proto3" json:"config_version,omitempty"`
+	// dry_run is set when nothing was changed.
+	DryRun        bool `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyConfigResponse) Reset() {
+	*x = ApplyConfigResponse{}
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyConfigResponse) ProtoMessage() {}
+
+func (x *ApplyConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyConfigResponse.ProtoReflect.Descriptor instead.
+func (*ApplyConfigResponse) Descriptor() ([]byte, []int) {
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ApplyConfigResponse) GetChanges() []*ConfigChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *ApplyConfigResponse) GetPreviousConfigVersion() string {
+	if x != nil {
+		return x.PreviousConfigVersion
+	}
+	return ""
+}
+
+func (x *ApplyConfigResponse) GetConfigVersion() string {
+	if x != nil {
+		return x.ConfigVersion
+	}
+	return ""
+}
+
+func (x *ApplyConfigResponse) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+// ConfigChange is one listener's part of a plan.
+type ConfigChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// action is what happens.
+	Action ConfigChange_Action `protobuf:"varint,1,opt,name=action,proto3,enum=udpd.admin.v1.ConfigChange_Action" json:"action,omitempty"`
+	// listener_id is the listener's id.
+	ListenerId string `protobuf:"bytes,2,opt,name=listener_id,json=listenerId,proto3" json:"listener_id,omitempty"`
+	// config is the listener's configuration after the change (for a stop,
+	// before it).
+	Config *ListenerConfig `protobuf:"bytes,3,opt,name=config,proto3" json:"config,omitempty"`
+	// fields are the fields an update changes.
+	Fields        []*FieldChange `protobuf:"bytes,4,rep,name=fields,proto3" json:"fields,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigChange) Reset() {
+	*x = ConfigChange{}
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigChange) ProtoMessage() {}
+
+func (x *ConfigChange) ProtoReflect() protoreflect.Message {
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigChange.ProtoReflect.Descriptor instead.
+func (*ConfigChange) Descriptor() ([]byte, []int) {
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ConfigChange) GetAction() ConfigChange_Action {
+	if x != nil {
+		return x.Action
+	}
+	return ConfigChange_ACTION_UNSPECIFIED
+}
+
+func (x *ConfigChange) GetListenerId() string {
+	if x != nil {
+		return x.ListenerId
+	}
+	return ""
+}
+
+func (x *ConfigChange) GetConfig() *ListenerConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *ConfigChange) GetFields() []*FieldChange {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
+// FieldChange is one changed field of a listener, with printable values.
+type FieldChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// field is "address", "limits.per_second", ….
+	Field string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	// from is the value before.
+	From string `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	// to is the value after.
+	To            string `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FieldChange) Reset() {
+	*x = FieldChange{}
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FieldChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FieldChange) ProtoMessage() {}
+
+func (x *FieldChange) ProtoReflect() protoreflect.Message {
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FieldChange.ProtoReflect.Descriptor instead.
+func (*FieldChange) Descriptor() ([]byte, []int) {
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *FieldChange) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *FieldChange) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *FieldChange) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+// UpdateListenerRequest changes a listener's limits.
+type UpdateListenerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the listener's id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// limits holds the new values of the fields update_mask names.
+	Limits *Limits `protobuf:"bytes,2,opt,name=limits,proto3" json:"limits,omitempty"`
+	// update_mask names the fields to change, relative to the request:
+	// "limits.per_second", "limits.burst", "limits.bytes_per_second",
+	// "limits.bytes_burst", "limits.limit_loopback",
+	// "limits.max_reply_ratio", or "limits" for all of them. Empty means
+	// all of them.
+	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,3,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// config_version: as in StartListenerRequest.
+	ConfigVersion string `protobuf:"bytes,4,opt,name=config_version,json=configVersion,proto3" json:"config_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateListenerRequest) Reset() {
+	*x = UpdateListenerRequest{}
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateListenerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateListenerRequest) ProtoMessage() {}
+
+func (x *UpdateListenerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateListenerRequest.ProtoReflect.Descriptor instead.
+func (*UpdateListenerRequest) Descriptor() ([]byte, []int) {
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *UpdateListenerRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateListenerRequest) GetLimits() *Limits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+func (x *UpdateListenerRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+func (x *UpdateListenerRequest) GetConfigVersion() string {
+	if x != nil {
+		return x.ConfigVersion
+	}
+	return ""
+}
+
+// UpdateListenerResponse carries the updated listener.
+type UpdateListenerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// listener is the listener with its new limits.
+	Listener *Listener `protobuf:"bytes,1,opt,name=listener,proto3" json:"listener,omitempty"`
+	// config_version is the configuration's version after the update.
+	ConfigVersion string `protobuf:"bytes,2,opt,name=config_version,json=configVersion,proto3" json:"config_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateListenerResponse) Reset() {
+	*x = UpdateListenerResponse{}
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateListenerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateListenerResponse) ProtoMessage() {}
+
+func (x *UpdateListenerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateListenerResponse.ProtoReflect.Descriptor instead.
+func (*UpdateListenerResponse) Descriptor() ([]byte, []int) {
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *UpdateListenerResponse) GetListener() *Listener {
+	if x != nil {
+		return x.Listener
+	}
+	return nil
+}
+
+func (x *UpdateListenerResponse) GetConfigVersion() string {
+	if x != nil {
+		return x.ConfigVersion
+	}
+	return ""
+}
+
 var File_udpd_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_udpd_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x19udpd/admin/v1/admin.proto\x12\rudpd.admin.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf3\x03\n" +
+	"\x19udpd/admin/v1/admin.proto\x12\rudpd.admin.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf3\x03\n" +
 	"\bListener\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12#\n" +
@@ -1457,26 +2142,29 @@ const file_udpd_admin_v1_admin_proto_rawDesc = "" +
 	"\rListenerStats\x12\x1f\n" +
 	"\vlistener_id\x18\x01 \x01(\tR\n" +
 	"listenerId\x12*\n" +
-	"\x05stats\x18\x02 \x01(\v2\x14.udpd.admin.v1.StatsR\x05stats\"\xa8\x01\n" +
+	"\x05stats\x18\x02 \x01(\v2\x14.udpd.admin.v1.StatsR\x05stats\"\xcf\x01\n" +
 	"\x14StartListenerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x18\n" +
 	"\aworkers\x18\x03 \x01(\rR\aworkers\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x04 \x01(\tR\trequestId\x12-\n" +
-	"\x06limits\x18\x05 \x01(\v2\x15.udpd.admin.v1.LimitsR\x06limits\"L\n" +
+	"\x06limits\x18\x05 \x01(\v2\x15.udpd.admin.v1.LimitsR\x06limits\x12%\n" +
+	"\x0econfig_version\x18\x06 \x01(\tR\rconfigVersion\"L\n" +
 	"\x15StartListenerResponse\x123\n" +
-	"\blistener\x18\x01 \x01(\v2\x17.udpd.admin.v1.ListenerR\blistener\"\x8a\x01\n" +
+	"\blistener\x18\x01 \x01(\v2\x17.udpd.admin.v1.ListenerR\blistener\"\xb1\x01\n" +
 	"\x13StopListenerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12>\n" +
 	"\rdrain_timeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fdrainTimeout\x12#\n" +
-	"\rallow_missing\x18\x03 \x01(\bR\fallowMissing\"K\n" +
+	"\rallow_missing\x18\x03 \x01(\bR\fallowMissing\x12%\n" +
+	"\x0econfig_version\x18\x04 \x01(\tR\rconfigVersion\"K\n" +
 	"\x14StopListenerResponse\x123\n" +
-	"\blistener\x18\x01 \x01(\v2\x17.udpd.admin.v1.ListenerR\blistener\"\x81\x01\n" +
+	"\blistener\x18\x01 \x01(\v2\x17.udpd.admin.v1.ListenerR\blistener\"\xa8\x01\n" +
 	"\x15RebindListenerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12>\n" +
-	"\rdrain_timeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\fdrainTimeout\"M\n" +
+	"\rdrain_timeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\fdrainTimeout\x12%\n" +
+	"\x0econfig_version\x18\x04 \x01(\tR\rconfigVersion\"M\n" +
 	"\x16RebindListenerResponse\x123\n" +
 	"\blistener\x18\x01 \x01(\v2\x17.udpd.admin.v1.ListenerR\blistener\"$\n" +
 	"\x12GetListenerRequest\x12\x0e\n" +
@@ -1510,7 +2198,51 @@ const file_udpd_admin_v1_admin_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\tR\brevision\x12\x1d\n" +
 	"\n" +
-	"go_version\x18\x03 \x01(\tR\tgoVersion2\xcc\x05\n" +
+	"go_version\x18\x03 \x01(\tR\tgoVersion\"\x83\x01\n" +
+	"\x0eListenerConfig\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x18\n" +
+	"\aworkers\x18\x03 \x01(\rR\aworkers\x12-\n" +
+	"\x06limits\x18\x04 \x01(\v2\x15.udpd.admin.v1.LimitsR\x06limits\"\x12\n" +
+	"\x10GetConfigRequest\"w\n" +
+	"\x11GetConfigResponse\x12;\n" +
+	"\tlisteners\x18\x01 \x03(\v2\x1d.udpd.admin.v1.ListenerConfigR\tlisteners\x12%\n" +
+	"\x0econfig_version\x18\x02 \x01(\tR\rconfigVersion\"\xe7\x01\n" +
+	"\x12ApplyConfigRequest\x12;\n" +
+	"\tlisteners\x18\x01 \x03(\v2\x1d.udpd.admin.v1.ListenerConfigR\tlisteners\x12\x14\n" +
+	"\x05prune\x18\x02 \x01(\bR\x05prune\x12\x17\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\x12%\n" +
+	"\x0econfig_version\x18\x04 \x01(\tR\rconfigVersion\x12>\n" +
+	"\rdrain_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\fdrainTimeout\"\xc4\x01\n" +
+	"\x13ApplyConfigResponse\x125\n" +
+	"\achanges\x18\x01 \x03(\v2\x1b.udpd.admin.v1.ConfigChangeR\achanges\x126\n" +
+	"\x17previous_config_version\x18\x02 \x01(\tR\x15previousConfigVersion\x12%\n" +
+	"\x0econfig_version\x18\x03 \x01(\tR\rconfigVersion\x12\x17\n" +
+	"\adry_run\x18\x04 \x01(\bR\x06dryRun\"\xae\x02\n" +
+	"\fConfigChange\x12:\n" +
+	"\x06action\x18\x01 \x01(\x0e2\".udpd.admin.v1.ConfigChange.ActionR\x06action\x12\x1f\n" +
+	"\vlistener_id\x18\x02 \x01(\tR\n" +
+	"listenerId\x125\n" +
+	"\x06config\x18\x03 \x01(\v2\x1d.udpd.admin.v1.ListenerConfigR\x06config\x122\n" +
+	"\x06fields\x18\x04 \x03(\v2\x1a.udpd.admin.v1.FieldChangeR\x06fields\"V\n" +
+	"\x06Action\x12\x16\n" +
+	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x10\n" +
+	"\fACTION_START\x10\x01\x12\x11\n" +
+	"\rACTION_UPDATE\x10\x02\x12\x0f\n" +
+	"\vACTION_STOP\x10\x03\"G\n" +
+	"\vFieldChange\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\tR\x02to\"\xba\x01\n" +
+	"\x15UpdateListenerRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12-\n" +
+	"\x06limits\x18\x02 \x01(\v2\x15.udpd.admin.v1.LimitsR\x06limits\x12;\n" +
+	"\vupdate_mask\x18\x03 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\x12%\n" +
+	"\x0econfig_version\x18\x04 \x01(\tR\rconfigVersion\"t\n" +
+	"\x16UpdateListenerResponse\x123\n" +
+	"\blistener\x18\x01 \x01(\v2\x17.udpd.admin.v1.ListenerR\blistener\x12%\n" +
+	"\x0econfig_version\x18\x02 \x01(\tR\rconfigVersion2\xd1\a\n" +
 	"\x0fListenerService\x12Z\n" +
 	"\rStartListener\x12#.udpd.admin.v1.StartListenerRequest\x1a$.udpd.admin.v1.StartListenerResponse\x12W\n" +
 	"\fStopListener\x12\".udpd.admin.v1.StopListenerRequest\x1a#.udpd.admin.v1.StopListenerResponse\x12]\n" +
@@ -1521,7 +2253,10 @@ const file_udpd_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"WatchStats\x12 .udpd.admin.v1.WatchStatsRequest\x1a!.udpd.admin.v1.WatchStatsResponse0\x01\x12Q\n" +
 	"\n" +
-	"GetVersion\x12 .udpd.admin.v1.GetVersionRequest\x1a!.udpd.admin.v1.GetVersionResponseB0Z.github.com/udpd/udpd/gen/udpd/admin/v1;adminv1b\x06proto3"
+	"GetVersion\x12 .udpd.admin.v1.GetVersionRequest\x1a!.udpd.admin.v1.GetVersionResponse\x12N\n" +
+	"\tGetConfig\x12\x1f.udpd.admin.v1.GetConfigRequest\x1a .udpd.admin.v1.GetConfigResponse\x12T\n" +
+	"\vApplyConfig\x12!.udpd.admin.v1.ApplyConfigRequest\x1a\".udpd.admin.v1.ApplyConfigResponse\x12]\n" +
+	"\x0eUpdateListener\x12$.udpd.admin.v1.UpdateListenerRequest\x1a%.udpd.admin.v1.UpdateListenerResponseB0Z.github.com/udpd/udpd/gen/udpd/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_udpd_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -1535,77 +2270,105 @@ func file_udpd_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_udpd_admin_v1_admin_proto_rawDescData
 }
 
-var file_udpd_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_udpd_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_udpd_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_udpd_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_udpd_admin_v1_admin_proto_goTypes = []any{
 	(Listener_State)(0),            // 0: udpd.admin.v1.Listener.State
-	(*Listener)(nil),               // 1: udpd.admin.v1.Listener
-	(*Limits)(nil),                 // 2: udpd.admin.v1.Limits
-	(*Stats)(nil),                  // 3: udpd.admin.v1.Stats
-	(*ListenerStats)(nil),          // 4: udpd.admin.v1.ListenerStats
-	(*StartListenerRequest)(nil),   // 5: udpd.admin.v1.StartListenerRequest
-	(*StartListenerResponse)(nil),  // 6: udpd.admin.v1.StartListenerResponse
-	(*StopListenerRequest)(nil),    // 7: udpd.admin.v1.StopListenerRequest
-	(*StopListenerResponse)(nil),   // 8: udpd.admin.v1.StopListenerResponse
-	(*RebindListenerRequest)(nil),  // 9: udpd.admin.v1.RebindListenerRequest
-	(*RebindListenerResponse)(nil), // 10: udpd.admin.v1.RebindListenerResponse
-	(*GetListenerRequest)(nil),     // 11: udpd.admin.v1.GetListenerRequest
-	(*GetListenerResponse)(nil),    // 12: udpd.admin.v1.GetListenerResponse
-	(*ListListenersRequest)(nil),   // 13: udpd.admin.v1.ListListenersRequest
-	(*ListListenersResponse)(nil),  // 14: udpd.admin.v1.ListListenersResponse
-	(*GetStatsRequest)(nil),        // 15: udpd.admin.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),       // 16: udpd.admin.v1.GetStatsResponse
-	(*WatchStatsRequest)(nil),      // 17: udpd.admin.v1.WatchStatsRequest
-	(*WatchStatsResponse)(nil),     // 18: udpd.admin.v1.WatchStatsResponse
-	(*GetVersionRequest)(nil),      // 19: udpd.admin.v1.GetVersionRequest
-	(*GetVersionResponse)(nil),     // 20: udpd.admin.v1.GetVersionResponse
-	(*timestamppb.Timestamp)(nil),  // 21: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 22: google.protobuf.Duration
+	(ConfigChange_Action)(0),       // 1: udpd.admin.v1.ConfigChange.Action
+	(*Listener)(nil),               // 2: udpd.admin.v1.Listener
+	(*Limits)(nil),                 // 3: udpd.admin.v1.Limits
+	(*Stats)(nil),                  // 4: udpd.admin.v1.Stats
+	(*ListenerStats)(nil),          // 5: udpd.admin.v1.ListenerStats
+	(*StartListenerRequest)(nil),   // 6: udpd.admin.v1.StartListenerRequest
+	(*StartListenerResponse)(nil),  // 7: udpd.admin.v1.StartListenerResponse
+	(*StopListenerRequest)(nil),    // 8: udpd.admin.v1.StopListenerRequest
+	(*StopListenerResponse)(nil),   // 9: udpd.admin.v1.StopListenerResponse
+	(*RebindListenerRequest)(nil),  // 10: udpd.admin.v1.RebindListenerRequest
+	(*RebindListenerResponse)(nil), // 11: udpd.admin.v1.RebindListenerResponse
+	(*GetListenerRequest)(nil),     // 12: udpd.admin.v1.GetListenerRequest
+	(*GetListenerResponse)(nil),    // 13: udpd.admin.v1.GetListenerResponse
+	(*ListListenersRequest)(nil),   // 14: udpd.admin.v1.ListListenersRequest
+	(*ListListenersResponse)(nil),  // 15: udpd.admin.v1.ListListenersResponse
+	(*GetStatsRequest)(nil),        // 16: udpd.admin.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),       // 17: udpd.admin.v1.GetStatsResponse
+	(*WatchStatsRequest)(nil),      // 18: udpd.admin.v1.WatchStatsRequest
+	(*WatchStatsResponse)(nil),     // 19: udpd.admin.v1.WatchStatsResponse
+	(*GetVersionRequest)(nil),      // 20: udpd.admin.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),     // 21: udpd.admin.v1.GetVersionResponse
+	(*ListenerConfig)(nil),         // 22: udpd.admin.v1.ListenerConfig
+	(*GetConfigRequest)(nil),       // 23: udpd.admin.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),      // 24: udpd.admin.v1.GetConfigResponse
+	(*ApplyConfigRequest)(nil),     // 25: udpd.admin.v1.ApplyConfigRequest
+	(*ApplyConfigResponse)(nil),    // 26: udpd.admin.v1.ApplyConfigResponse
+	(*ConfigChange)(nil),           // 27: udpd.admin.v1.ConfigChange
+	(*FieldChange)(nil),            // 28: udpd.admin.v1.FieldChange
+	(*UpdateListenerRequest)(nil),  // 29: udpd.admin.v1.UpdateListenerRequest
+	(*UpdateListenerResponse)(nil), // 30: udpd.admin.v1.UpdateListenerResponse
+	(*timestamppb.Timestamp)(nil),  // 31: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 32: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),  // 33: google.protobuf.FieldMask
 }
 var file_udpd_admin_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: udpd.admin.v1.Listener.state:type_name -> udpd.admin.v1.Listener.State
-	21, // 1: udpd.admin.v1.Listener.create_time:type_name -> google.protobuf.Timestamp
-	21, // 2: udpd.admin.v1.Listener.bind_time:type_name -> google.protobuf.Timestamp
-	3,  // 3: udpd.admin.v1.Listener.stats:type_name -> udpd.admin.v1.Stats
-	2,  // 4: udpd.admin.v1.Listener.limits:type_name -> udpd.admin.v1.Limits
-	21, // 5: udpd.admin.v1.Stats.start_time:type_name -> google.protobuf.Timestamp
-	3,  // 6: udpd.admin.v1.ListenerStats.stats:type_name -> udpd.admin.v1.Stats
-	2,  // 7: udpd.admin.v1.StartListenerRequest.limits:type_name -> udpd.admin.v1.Limits
-	1,  // 8: udpd.admin.v1.StartListenerResponse.listener:type_name -> udpd.admin.v1.Listener
-	22, // 9: udpd.admin.v1.StopListenerRequest.drain_timeout:type_name -> google.protobuf.Duration
-	1,  // 10: udpd.admin.v1.StopListenerResponse.listener:type_name -> udpd.admin.v1.Listener
-	22, // 11: udpd.admin.v1.RebindListenerRequest.drain_timeout:type_name -> google.protobuf.Duration
-	1,  // 12: udpd.admin.v1.RebindListenerResponse.listener:type_name -> udpd.admin.v1.Listener
-	1,  // 13: udpd.admin.v1.GetListenerResponse.listener:type_name -> udpd.admin.v1.Listener
-	1,  // 14: udpd.admin.v1.ListListenersResponse.listeners:type_name -> udpd.admin.v1.Listener
-	21, // 15: udpd.admin.v1.GetStatsResponse.time:type_name -> google.protobuf.Timestamp
-	3,  // 16: udpd.admin.v1.GetStatsResponse.total:type_name -> udpd.admin.v1.Stats
-	4,  // 17: udpd.admin.v1.GetStatsResponse.listeners:type_name -> udpd.admin.v1.ListenerStats
-	22, // 18: udpd.admin.v1.WatchStatsRequest.interval:type_name -> google.protobuf.Duration
-	21, // 19: udpd.admin.v1.WatchStatsResponse.time:type_name -> google.protobuf.Timestamp
-	3,  // 20: udpd.admin.v1.WatchStatsResponse.total:type_name -> udpd.admin.v1.Stats
-	4,  // 21: udpd.admin.v1.WatchStatsResponse.listeners:type_name -> udpd.admin.v1.ListenerStats
-	5,  // 22: udpd.admin.v1.ListenerService.StartListener:input_type -> udpd.admin.v1.StartListenerRequest
-	7,  // 23: udpd.admin.v1.ListenerService.StopListener:input_type -> udpd.admin.v1.StopListenerRequest
-	9,  // 24: udpd.admin.v1.ListenerService.RebindListener:input_type -> udpd.admin.v1.RebindListenerRequest
-	11, // 25: udpd.admin.v1.ListenerService.GetListener:input_type -> udpd.admin.v1.GetListenerRequest
-	13, // 26: udpd.admin.v1.ListenerService.ListListeners:input_type -> udpd.admin.v1.ListListenersRequest
-	15, // 27: udpd.admin.v1.ListenerService.GetStats:input_type -> udpd.admin.v1.GetStatsRequest
-	17, // 28: udpd.admin.v1.ListenerService.WatchStats:input_type -> udpd.admin.v1.WatchStatsRequest
-	19, // 29: udpd.admin.v1.ListenerService.GetVersion:input_type -> udpd.admin.v1.GetVersionRequest
-	6,  // 30: udpd.admin.v1.ListenerService.StartListener:output_type -> udpd.admin.v1.StartListenerResponse
-	8,  // 31: udpd.admin.v1.ListenerService.StopListener:output_type -> udpd.admin.v1.StopListenerResponse
-	10, // 32: udpd.admin.v1.ListenerService.RebindListener:output_type -> udpd.admin.v1.RebindListenerResponse
-	12, // 33: udpd.admin.v1.ListenerService.GetListener:output_type -> udpd.admin.v1.GetListenerResponse
-	14, // 34: udpd.admin.v1.ListenerService.ListListeners:output_type -> udpd.admin.v1.ListListenersResponse
-	16, // 35: udpd.admin.v1.ListenerService.GetStats:output_type -> udpd.admin.v1.GetStatsResponse
-	18, // 36: udpd.admin.v1.ListenerService.WatchStats:output_type -> udpd.admin.v1.WatchStatsResponse
-	20, // 37: udpd.admin.v1.ListenerService.GetVersion:output_type -> udpd.admin.v1.GetVersionResponse
-	30, // [30:38] is the sub-list for method output_type
-	22, // [22:30] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	31, // 1: udpd.admin.v1.Listener.create_time:type_name -> google.protobuf.Timestamp
+	31, // 2: udpd.admin.v1.Listener.bind_time:type_name -> google.protobuf.Timestamp
+	4,  // 3: udpd.admin.v1.Listener.stats:type_name -> udpd.admin.v1.Stats
+	3,  // 4: udpd.admin.v1.Listener.limits:type_name -> udpd.admin.v1.Limits
+	31, // 5: udpd.admin.v1.Stats.start_time:type_name -> google.protobuf.Timestamp
+	4,  // 6: udpd.admin.v1.ListenerStats.stats:type_name -> udpd.admin.v1.Stats
+	3,  // 7: udpd.admin.v1.StartListenerRequest.limits:type_name -> udpd.admin.v1.Limits
+	2,  // 8: udpd.admin.v1.StartListenerResponse.listener:type_name -> udpd.admin.v1.Listener
+	32, // 9: udpd.admin.v1.StopListenerRequest.drain_timeout:type_name -> google.protobuf.Duration
+	2,  // 10: udpd.admin.v1.StopListenerResponse.listener:type_name -> udpd.admin.v1.Listener
+	32, // 11: udpd.admin.v1.RebindListenerRequest.drain_timeout:type_name -> google.protobuf.Duration
+	2,  // 12: udpd.admin.v1.RebindListenerResponse.listener:type_name -> udpd.admin.v1.Listener
+	2,  // 13: udpd.admin.v1.GetListenerResponse.listener:type_name -> udpd.admin.v1.Listener
+	2,  // 14: udpd.admin.v1.ListListenersResponse.listeners:type_name -> udpd.admin.v1.Listener
+	31, // 15: udpd.admin.v1.GetStatsResponse.time:type_name -> google.protobuf.Timestamp
+	4,  // 16: udpd.admin.v1.GetStatsResponse.total:type_name -> udpd.admin.v1.Stats
+	5,  // 17: udpd.admin.v1.GetStatsResponse.listeners:type_name -> udpd.admin.v1.ListenerStats
+	32, // 18: udpd.admin.v1.WatchStatsRequest.interval:type_name -> google.protobuf.Duration
+	31, // 19: udpd.admin.v1.WatchStatsResponse.time:type_name -> google.protobuf.Timestamp
+	4,  // 20: udpd.admin.v1.WatchStatsResponse.total:type_name -> udpd.admin.v1.Stats
+	5,  // 21: udpd.admin.v1.WatchStatsResponse.listeners:type_name -> udpd.admin.v1.ListenerStats
+	3,  // 22: udpd.admin.v1.ListenerConfig.limits:type_name -> udpd.admin.v1.Limits
+	22, // 23: udpd.admin.v1.GetConfigResponse.listeners:type_name -> udpd.admin.v1.ListenerConfig
+	22, // 24: udpd.admin.v1.ApplyConfigRequest.listeners:type_name -> udpd.admin.v1.ListenerConfig
+	32, // 25: udpd.admin.v1.ApplyConfigRequest.drain_timeout:type_name -> google.protobuf.Duration
+	27, // 26: udpd.admin.v1.ApplyConfigResponse.changes:type_name -> udpd.admin.v1.ConfigChange
+	1,  // 27: udpd.admin.v1.ConfigChange.action:type_name -> udpd.admin.v1.ConfigChange.Action
+	22, // 28: udpd.admin.v1.ConfigChange.config:type_name -> udpd.admin.v1.ListenerConfig
+	28, // 29: udpd.admin.v1.ConfigChange.fields:type_name -> udpd.admin.v1.FieldChange
+	3,  // 30: udpd.admin.v1.UpdateListenerRequest.limits:type_name -> udpd.admin.v1.Limits
+	33, // 31: udpd.admin.v1.UpdateListenerRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 32: udpd.admin.v1.UpdateListenerResponse.listener:type_name -> udpd.admin.v1.Listener
+	6,  // 33: udpd.admin.v1.ListenerService.StartListener:input_type -> udpd.admin.v1.StartListenerRequest
+	8,  // 34: udpd.admin.v1.ListenerService.StopListener:input_type -> udpd.admin.v1.StopListenerRequest
+	10, // 35: udpd.admin.v1.ListenerService.RebindListener:input_type -> udpd.admin.v1.RebindListenerRequest
+	12, // 36: udpd.admin.v1.ListenerService.GetListener:input_type -> udpd.admin.v1.GetListenerRequest
+	14, // 37: udpd.admin.v1.ListenerService.ListListeners:input_type -> udpd.admin.v1.ListListenersRequest
+	16, // 38: udpd.admin.v1.ListenerService.GetStats:input_type -> udpd.admin.v1.GetStatsRequest
+	18, // 39: udpd.admin.v1.ListenerService.WatchStats:input_type -> udpd.admin.v1.WatchStatsRequest
+	20, // 40: udpd.admin.v1.ListenerService.GetVersion:input_type -> udpd.admin.v1.GetVersionRequest
+	23, // 41: udpd.admin.v1.ListenerService.GetConfig:input_type -> udpd.admin.v1.GetConfigRequest
+	25, // 42: udpd.admin.v1.ListenerService.ApplyConfig:input_type -> udpd.admin.v1.ApplyConfigRequest
+	29, // 43: udpd.admin.v1.ListenerService.UpdateListener:input_type -> udpd.admin.v1.UpdateListenerRequest
+	7,  // 44: udpd.admin.v1.ListenerService.StartListener:output_type -> udpd.admin.v1.StartListenerResponse
+	9,  // 45: udpd.admin.v1.ListenerService.StopListener:output_type -> udpd.admin.v1.StopListenerResponse
+	11, // 46: udpd.admin.v1.ListenerService.RebindListener:output_type -> udpd.admin.v1.RebindListenerResponse
+	13, // 47: udpd.admin.v1.ListenerService.GetListener:output_type -> udpd.admin.v1.GetListenerResponse
+	15, // 48: udpd.admin.v1.ListenerService.ListListeners:output_type -> udpd.admin.v1.ListListenersResponse
+	17, // 49: udpd.admin.v1.ListenerService.GetStats:output_type -> udpd.admin.v1.GetStatsResponse
+	19, // 50: udpd.admin.v1.ListenerService.WatchStats:output_type -> udpd.admin.v1.WatchStatsResponse
+	21, // 51: udpd.admin.v1.ListenerService.GetVersion:output_type -> udpd.admin.v1.GetVersionResponse
+	24, // 52: udpd.admin.v1.ListenerService.GetConfig:output_type -> udpd.admin.v1.GetConfigResponse
+	26, // 53: udpd.admin.v1.ListenerService.ApplyConfig:output_type -> udpd.admin.v1.ApplyConfigResponse
+	30, // 54: udpd.admin.v1.ListenerService.UpdateListener:output_type -> udpd.admin.v1.UpdateListenerResponse
+	44, // [44:55] is the sub-list for method output_type
+	33, // [33:44] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_udpd_admin_v1_admin_proto_init() }
@@ -1618,8 +2381,8 @@ func file_udpd_admin_v1_admin_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_udpd_admin_v1_admin_proto_rawDesc), len(file_udpd_admin_v1_admin_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   20,
+			NumEnums:      2,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,9 @@ const (
 	ListenerService_GetStats_FullMethodName       = "/udpd.admin.v1.ListenerService/GetStats"
 	ListenerService_WatchStats_FullMethodName     = "/udpd.admin.v1.ListenerService/WatchStats"
 	ListenerService_GetVersion_FullMethodName     = "/udpd.admin.v1.ListenerService/GetVersion"
+	ListenerService_GetConfig_FullMethodName      = "/udpd.admin.v1.ListenerService/GetConfig"
+	ListenerService_ApplyConfig_FullMethodName    = "/udpd.admin.v1.ListenerService/ApplyConfig"
+	ListenerService_UpdateListener_FullMethodName = "/udpd.admin.v1.ListenerService/UpdateListener"
 )
 
 // ListenerServiceClient is the client API for ListenerService service.
@@ -44,6 +47,7 @@ const (
 // LISTENER_ALREADY_EXISTS, INVALID_ADDRESS, INVALID_ID, INVALID_ARGUMENT,
 // ADDRESS_IN_USE, BIND_PERMISSION_DENIED, ADDRESS_NOT_AVAILABLE,
 // LISTENER_QUOTA_EXCEEDED, STATE_SAVE_FAILED, SHUTTING_DOWN,
+// CONFIG_VERSION_MISMATCH (ABORTED), CONFIG_FILE_MANAGED (FAILED_PRECONDITION),
 // UNAUTHENTICATED, DEADLINE_EXCEEDED, CANCELED or INTERNAL. Bad fields also
 // carry a google.rpc.BadRequest detail naming the field.
 type ListenerServiceClient interface {
@@ -76,6 +80,21 @@ type ListenerServiceClient interface {
 	// GetVersion returns which build of udpd serves this API (udpctl version
 	// shows it next to its own).
 	GetVersion(ctx context.Context, in *GetVersionRequest, opts ...grpc.CallOption) (*GetVersionResponse, error)
+	// GetConfig returns the running configuration (what the state file and
+	// a configuration file hold: ids, addresses, workers, limits) and its
+	// version.
+	GetConfig(ctx context.Context, in *GetConfigRequest, opts ...grpc.CallOption) (*GetConfigResponse, error)
+	// ApplyConfig makes the daemon run exactly the listeners given (with
+	// prune; without it, others keep running), in one step. New listeners
+	// and new addresses are bound first: if any bind fails nothing changes
+	// and the error names the listener and the field. Then the configuration
+	// is saved once, changed limits apply in place, and pruned listeners
+	// drain and stop. Listeners given unchanged keep their sockets and
+	// counters. With dry_run it returns the plan and changes nothing.
+	ApplyConfig(ctx context.Context, in *ApplyConfigRequest, opts ...grpc.CallOption) (*ApplyConfigResponse, error)
+	// UpdateListener changes a running listener's limits in place, keeping
+	// its sockets and counters; update_mask names the fields to change.
+	UpdateListener(ctx context.Context, in *UpdateListenerRequest, opts ...grpc.CallOption) (*UpdateListenerResponse, error)
 }
 
 type listenerServiceClient struct {
@@ -175,6 +194,36 @@ func (c *listenerServiceClient) GetVersion(ctx context.Context, in *GetVersionRe
 	return out, nil
 }
 
+func (c *listenerServiceClient) GetConfig(ctx context.Context, in *GetConfigRequest, opts ...grpc.CallOption) (*GetConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetConfigResponse)
+	err := c.cc.Invoke(ctx, ListenerService_GetConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *listenerServiceClient) ApplyConfig(ctx context.Context, in *ApplyConfigRequest, opts ...grpc.CallOption) (*ApplyConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApplyConfigResponse)
+	err := c.cc.Invoke(ctx, ListenerService_ApplyConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *listenerServiceClient) UpdateListener(ctx context.Context, in *UpdateListenerRequest, opts ...grpc.CallOption) (*UpdateListenerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateListenerResponse)
+	err := c.cc.Invoke(ctx, ListenerService_UpdateListener_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ListenerServiceServer is the server API for ListenerService service.
 // All implementations must embed UnimplementedListenerServiceServer
 // for forward compatibility.
@@ -190,6 +239,7 @@ func (c *listenerServiceClient) GetVersion(ctx context.Context, in *GetVersionRe
 // LISTENER_ALREADY_EXISTS, INVALID_ADDRESS, INVALID_ID, INVALID_ARGUMENT,
 // ADDRESS_IN_USE, BIND_PERMISSION_DENIED, ADDRESS_NOT_AVAILABLE,
 // LISTENER_QUOTA_EXCEEDED, STATE_SAVE_FAILED, SHUTTING_DOWN,
+// CONFIG_VERSION_MISMATCH (ABORTED), CONFIG_FILE_MANAGED (FAILED_PRECONDITION),
 // UNAUTHENTICATED, DEADLINE_EXCEEDED, CANCELED or INTERNAL. Bad fields also
 // carry a google.rpc.BadRequest detail naming the field.
 type ListenerServiceServer interface {
@@ -222,6 +272,21 @@ type ListenerServiceServer interface {
 	// GetVersion returns which build of udpd serves this API (udpctl version
 	// shows it next to its own).
 	GetVersion(context.Context, *GetVersionRequest) (*GetVersionResponse, error)
+	// GetConfig returns the running configuration (what the state file and
+	// a configuration file hold: ids, addresses, workers, limits) and its
+	// version.
+	GetConfig(context.Context, *GetConfigRequest) (*GetConfigResponse, error)
+	// ApplyConfig makes the daemon run exactly the listeners given (with
+	// prune; without it, others keep running), in one step. New listeners
+	// and new addresses are bound first: if any bind fails nothing changes
+	// and the error names the listener and the field. Then the configuration
+	// is saved once, changed limits apply in place, and pruned listeners
+	// drain and stop. Listeners given unchanged keep their sockets and
+	// counters. With dry_run it returns the plan and changes nothing.
+	ApplyConfig(context.Context, *ApplyConfigRequest) (*ApplyConfigResponse, error)
+	// UpdateListener changes a running listener's limits in place, keeping
+	// its sockets and counters; update_mask names the fields to change.
+	UpdateListener(context.Context, *UpdateListenerRequest) (*UpdateListenerResponse, error)
 	mustEmbedUnimplementedListenerServiceServer()
 }
 
@@ -255,6 +320,15 @@ func (UnimplementedListenerServiceServer) WatchStats(*WatchStatsRequest, grpc.Se
 }
 func (UnimplementedListenerServiceServer) GetVersion(context.Context, *GetVersionRequest) (*GetVersionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetVersion not implemented")
+}
+func (UnimplementedListenerServiceServer) GetConfig(context.Context, *GetConfigRequest) (*GetConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetConfig not implemented")
+}
+func (UnimplementedListenerServiceServer) ApplyConfig(context.Context, *ApplyConfigRequest) (*ApplyConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApplyConfig not implemented")
+}
+func (UnimplementedListenerServiceServer) UpdateListener(context.Context, *UpdateListenerRequest) (*UpdateListenerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateListener not implemented")
 }
 func (UnimplementedListenerServiceServer) mustEmbedUnimplementedListenerServiceServer() {}
 func (UnimplementedListenerServiceServer) testEmbeddedByValue()                         {}
@@ -414,6 +488,60 @@ func _ListenerService_GetVersion_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ListenerService_GetConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ListenerServiceServer).GetConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ListenerService_GetConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ListenerServiceServer).GetConfig(ctx, req.(*GetConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ListenerService_ApplyConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApplyConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ListenerServiceServer).ApplyConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ListenerService_ApplyConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ListenerServiceServer).ApplyConfig(ctx, req.(*ApplyConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ListenerService_UpdateListener_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateListenerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ListenerServiceServer).UpdateListener(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ListenerService_UpdateListener_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ListenerServiceServer).UpdateListener(ctx, req.(*UpdateListenerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ListenerService_ServiceDesc is the grpc.ServiceDesc for ListenerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -448,6 +576,18 @@ var ListenerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetVersion",
 			Handler:    _ListenerService_GetVersion_Handler,
+		},
+		{
+			MethodName: "GetConfig",
+			Handler:    _ListenerService_GetConfig_Handler,
+		},
+		{
+			MethodName: "ApplyConfig",
+			Handler:    _ListenerService_ApplyConfig_Handler,
+		},
+		{
+			MethodName: "UpdateListener",
+			Handler:    _ListenerService_UpdateListener_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
