@@ -98,6 +98,10 @@ soak: ## Soak: full-rate load while listeners start/stop/rebind, then check for 
 fleet-test: ## Anycast fleet in network namespaces: 3 udpd hosts behind an ECMP router, one host stopped (root)
 	UDPD_FLEET=1 $(GO) test -count=1 -run '^TestFleet$$' -v ./deploy/
 
+.PHONY: k8s-validate
+k8s-validate: ## Render deploy/kubernetes with kustomize and decode it strictly against the Kubernetes API types (no cluster)
+	cd deploy/kubernetes/validate && $(GO) vet ./... && $(GO) test -count=1 -v ./...
+
 .PHONY: bench
 bench: bench-go ## Run the Go micro-benchmarks, then bench/compare.sh (udpd vs the C and naive Go servers)
 	GO='$(GO)' bash bench/compare.sh

@@ -1,0 +1,74 @@
+package daemon
+
+import (
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// TestKubernetesArgs keeps deploy/kubernetes honest on udpd's side: the
+// arguments of the Deployment's and the DaemonSet's container parse with
+// udpd's own flags, and they say what the manifests' comments promise.
+// (deploy/kubernetes/validate checks the objects against the Kubernetes
+// API types, in a module of its own.)
+func TestKubernetesArgs(t *testing.T) {
+	for _, path := range []string{
+		"../../../deploy/kubernetes/deployment/deployment.yaml",
+		"../../../deploy/kubernetes/daemonset/daemonset.yaml",
+	} {
+		t.Run(path[strings.LastIndex(path, "/")+1:], func(t *testing.T) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var obj struct {
+				Spec struct {
+					Template struct {
+						Spec struct {
+							Containers []struct {
+								Name string
+								Args []string
+							}
+						}
+					}
+				}
+			}
+			if err := yaml.Unmarshal(b, &obj); err != nil {
+				t.Fatal(err)
+			}
+			cs := obj.Spec.Template.Spec.Containers
+			if len(cs) != 1 || cs[0].Name != "udpd" {
+				t.Fatalf("containers %+v, want one named udpd", cs)
+			}
+			// kubelet expands $(POD_IP) from the pod's environment.
+			args := make([]string, len(cs[0].Args))
+			for i, a := range cs[0].Args {
+				args[i] = strings.ReplaceAll(a, "$(POD_IP)", "192.0.2.1")
+			}
+			cfg, err := parseFlags(args, io.Discard)
+			if err != nil {
+				t.Fatalf("args %q do not parse: %v", args, err)
+			}
+			if cfg.statePath != "" || cfg.resume {
+				t.Errorf("state %q, resume %v: a pod keeps no state file", cfg.statePath, cfg.resume)
+			}
+			if !cfg.adminInsecure || cfg.adminTokenFile == "" {
+				t.Errorf("admin insecure %v, token file %q: kubelet's gRPC probes need plain text, so admin calls need a token",
+					cfg.adminInsecure, cfg.adminTokenFile)
+			}
+			if cfg.metrics == "" {
+				t.Error("no --metrics: the PodMonitor scrapes it")
+			}
+			if cfg.drainTimeout <= 0 || cfg.drainTimeout > 10*time.Second {
+				t.Errorf("--shutdown-timeout %v: want a bounded drain that fits the grace period", cfg.drainTimeout)
+			}
+			if cfg.logFormat != "json" {
+				t.Errorf("--log-format %q, want json for the cluster's log collector", cfg.logFormat)
+			}
+		})
+	}
+}
