@@ -115,7 +115,7 @@ CONTAINER_TOOL ?= $(shell command -v podman || command -v docker)
 
 .PHONY: image
 image: ## Build the container image IMAGE (default udpd:dev) from deploy/Containerfile, offline
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/static/ ./cmd/udpd ./cmd/udpctl
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o bin/static/ ./cmd/udpd ./cmd/udpctl
 	$(CONTAINER_TOOL) build --pull=never -f deploy/Containerfile -t $(IMAGE) bin/static
 
 .PHONY: clean
