@@ -63,6 +63,14 @@ func TestTwoDaemonsDoNotLoop(t *testing.T) {
 			b := start(t, ma, manager.Spec{ID: "b", Address: "127.0.0.2:0"})
 			return ma, start(t, ma, manager.Spec{ID: "a", Address: "127.0.0.1:0"}), b.BoundAddress
 		}},
+		{"this daemon's own other listener, both restored", func(t *testing.T) (*manager.Manager, manager.Listener, netip.AddrPort) {
+			ma := newManager(t, manager.Options{})
+			ls, err := ma.Restore(ctx(t), []manager.Spec{{ID: "a", Address: "127.0.0.1:0"}, {ID: "b", Address: "127.0.0.2:0"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ma, ls[0], ls[1].BoundAddress
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -41,6 +41,10 @@ type Manager struct {
 	closed   bool        // guarded by change
 	frozen   bool        // a hand-over to a new process is under way; guarded by change
 	requests *requestIDs // guarded by change
+	// deferred, when set (by Restore), collects the listeners start1
+	// binds, for the caller to publish to the loop guard and serve all at
+	// once; guarded by change.
+	deferred *[]*listener.Listener
 
 	mu       sync.Mutex
 	byID     map[string]*entry
@@ -124,6 +128,13 @@ func (m *Manager) Restore(ctx context.Context, specs []Spec) ([]Listener, error)
 			g.Close()
 		}
 	}
+	// Publish the loop guard and start serving once, at the end: done per
+	// listener, rebuilding the guard's set of own addresses made a restore
+	// of n listeners cost O(n²) (minutes at 10,000). Until then the
+	// sockets only queue what arrives.
+	var bound []*listener.Listener
+	m.deferred = &bound
+	defer func() { m.deferred = nil }()
 	for _, spec := range specs {
 		l, err := m.start1(ctx, spec, "", false)
 		if err != nil {
@@ -135,6 +146,12 @@ func (m *Manager) Restore(ctx context.Context, specs []Spec) ([]Listener, error)
 	if err := m.save(m.specs()); err != nil {
 		undo()
 		return nil, fmt.Errorf("restore: %w", err)
+	}
+	m.mu.Lock()
+	m.updateLoops()
+	m.mu.Unlock()
+	for _, l := range bound {
+		m.serve(l)
 	}
 	return out, nil
 }
@@ -189,10 +206,16 @@ func (m *Manager) start1(ctx context.Context, spec Spec, requestID string, save 
 	e := &entry{spec: spec, addr: addr, cur: l, groups: []*listener.Listener{l}, gen: 1, created: now, bound: now}
 	m.mu.Lock()
 	m.byID[spec.ID] = e
-	m.updateLoops()
+	if m.deferred == nil {
+		m.updateLoops()
+	}
 	m.mu.Unlock()
 	m.requests.put(requestID, spec.ID)
-	m.serve(l)
+	if m.deferred != nil {
+		*m.deferred = append(*m.deferred, l)
+	} else {
+		m.serve(l)
+	}
 	m.log.Info("listener started", "id", spec.ID, "address", l.Addr().String(), "workers", l.Workers())
 	return m.read(e), nil
 }
