@@ -112,3 +112,91 @@ func value(m *dto.Metric) float64 {
 	}
 	return -1
 }
+
+// TestCollectorTellsCountersApart sends traffic in which every counter has
+// its own value (received 6, sent 2, bytes in 14, bytes out 6, loop
+// blocked 2, rate limited 1, too large 1), so that reporting one counter
+// under another's name fails.
+func TestCollectorTellsCountersApart(t *testing.T) {
+	looper, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer looper.Close()
+	m := manager.New(manager.Options{
+		Workers: 1,
+		// Three datagrams a source network, then (practically) none; a
+		// reply longer than its request is too large.
+		Limits:    manager.Limits{PerSecond: 0.001, Burst: 3, LimitLoopback: true, MaxReplyRatio: 1},
+		LoopPorts: []uint16{uint16(looper.LocalAddr().(*net.UDPAddr).Port)},
+	})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		m.Shutdown(ctx)
+	})
+	l, err := m.Start(context.Background(), manager.Spec{ID: "m2", Address: "127.0.0.1:0"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := net.UDPAddrFromAddrPort(l.BoundAddress)
+	c, err := net.DialUDP("udp", nil, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 64)
+	for _, tc := range []struct {
+		msg     string
+		replied bool
+	}{
+		{"one", true},
+		{"ΐ", false}, // 2 bytes whose uppercase is 6: over the ratio
+		{"two", true},
+		{"four", false}, // the burst of 3 is spent
+	} {
+		if _, err := c.Write([]byte(tc.msg)); err != nil {
+			t.Fatal(err)
+		}
+		if !tc.replied {
+			continue
+		}
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Read(buf); err != nil {
+			t.Fatalf("reply to %q: %v", tc.msg, err)
+		}
+	}
+	for _, msg := range []string{"a", "b"} {
+		if _, err := looper.WriteTo([]byte(msg), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(metrics.New(m))
+	const series = `{listener="m2"}`
+	want := map[string]float64{
+		"udpd_datagrams_received_total" + series:                            6,
+		"udpd_datagrams_sent_total" + series:                                2,
+		"udpd_bytes_received_total" + series:                                14,
+		"udpd_bytes_sent_total" + series:                                    6,
+		`udpd_datagrams_dropped_total{listener="m2",reason="too_large"}`:    1,
+		`udpd_datagrams_dropped_total{listener="m2",reason="send_error"}`:   0,
+		`udpd_datagrams_dropped_total{listener="m2",reason="loop_blocked"}`: 2,
+		`udpd_datagrams_dropped_total{listener="m2",reason="rate_limited"}`: 1,
+	}
+	// The dropped datagrams have no reply to wait for: wait for the
+	// counters to account for all six.
+	var got map[string]float64
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		got = gather(t, reg)
+		if got["udpd_datagrams_received_total"+series] == 6 && got[`udpd_datagrams_dropped_total{listener="m2",reason="loop_blocked"}`] == 2 {
+			break
+		}
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: got %v, want %v", k, got[k], v)
+		}
+	}
+}
