@@ -97,6 +97,7 @@ type daemon struct {
 	lock    io.Closer      // the state file's lock, nil without --state
 
 	stopSampler context.CancelFunc
+	steps       shutdownSteps
 
 	adminAddr   string             // as udpctl --admin takes it
 	metricsAddr string             // "" without --metrics
@@ -209,6 +210,7 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *daemon, err e
 	d.started = append(d.started, restored...)
 
 	d.srv = admin.NewServer(d.m, aopts)
+	d.steps = shutdownSteps{notServing: d.srv.Drain, drain: d.m.Shutdown, stop: d.srv.Stop}
 	d.served = make(chan error, 1)
 	go func() { d.served <- d.srv.Serve(lis) }()
 	cleanup = append(cleanup, func() { d.srv.Stop(0) })
@@ -247,6 +249,14 @@ func (d *daemon) health() string {
 	return "SERVING"
 }
 
+// shutdownSteps are the first three steps of shutdown, as functions so
+// that a test can watch their order and what each is given.
+type shutdownSteps struct {
+	notServing func()                      // (*admin.Server).Drain
+	drain      func(context.Context) error // (*manager.Manager).Shutdown
+	stop       func(grace time.Duration)   // (*admin.Server).Stop
+}
+
 // shutdown stops udpd in this order, within --shutdown-timeout (plus at
 // most 100 ms for step 3), counted from the call; ctx may be done already
 // (it is, after a signal): only its values are used.
@@ -262,11 +272,11 @@ func (d *daemon) shutdown(ctx context.Context) error {
 	deadline := time.Now().Add(d.cfg.drainTimeout)
 	sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
-	d.srv.Drain()
-	err := d.m.Shutdown(sctx)
+	d.steps.notServing()
+	err := d.steps.drain(sctx)
 	// Running admin calls get what is left of the same deadline (a
 	// moment at least).
-	d.srv.Stop(max(time.Until(deadline), 100*time.Millisecond))
+	d.steps.stop(max(time.Until(deadline), 100*time.Millisecond))
 	d.stopSampler()
 	if d.metrics != nil {
 		d.metrics.http.Close()

@@ -2,10 +2,14 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -109,4 +113,86 @@ func TestFailedStartReleasesWhatItTook(t *testing.T) {
 	if err := d.shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestShutdownOrder checks the documented order on a real daemon: when the
+// listeners start draining, health already says NOT_SERVING and the
+// listeners still answer; the drain gets a live context with the
+// --shutdown-timeout deadline even though shutdown's own context is done
+// (as after a signal); when the admin server stops, the listeners are
+// closed, and it gets what is left of the deadline.
+func TestShutdownOrder(t *testing.T) {
+	const timeout = 3 * time.Second
+	cfg := testConfig(t, "--shutdown-timeout", timeout.String())
+	d, err := start(t.Context(), cfg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	udp := d.started[0].BoundAddress.String()
+	hc := healthClient(t, d.adminAddr)
+	real := d.steps
+	var order []string
+	began := time.Now()
+	d.steps.notServing = func() {
+		order = append(order, "not serving")
+		real.notServing()
+	}
+	d.steps.drain = func(ctx context.Context) error {
+		order = append(order, "drain")
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if r, err := hc.Check(cctx, &healthpb.HealthCheckRequest{}); err != nil || r.Status != healthpb.HealthCheckResponse_NOT_SERVING {
+			t.Errorf("health when the drain begins: got %v, %v; want NOT_SERVING", r, err)
+		}
+		if got := echo(t, udp, "still"); got != "STILL" {
+			t.Errorf("a listener about to drain answered %q, want STILL", got)
+		}
+		if ctx.Err() != nil {
+			t.Errorf("the drain got a done context: %v", ctx.Err())
+		}
+		if dl, ok := ctx.Deadline(); !ok || dl.Before(began.Add(timeout)) || dl.After(time.Now().Add(timeout)) {
+			t.Errorf("the drain's deadline: got %v (set %v), want --shutdown-timeout (%v) from the start of shutdown", time.Until(dl), ok, timeout)
+		}
+		return real.drain(ctx)
+	}
+	d.steps.stop = func(grace time.Duration) {
+		order = append(order, "stop")
+		if err := noReply(udp); err != nil {
+			t.Errorf("when the admin server stops, the listeners must be closed: %v", err)
+		}
+		if grace <= 0 || grace > timeout {
+			t.Errorf("GracefulStop got %v, want what is left of %v", grace, timeout)
+		}
+		real.stop(grace)
+	}
+	signalled, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := d.shutdown(signalled); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if want := []string{"not serving", "drain", "stop"}; !slices.Equal(order, want) {
+		t.Errorf("shutdown steps: got %q, want %q", order, want)
+	}
+}
+
+// noReply checks that a datagram to addr is refused (nothing listens
+// there: the kernel answers with ICMP port unreachable at once).
+func noReply(addr string) error {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("anyone")); err != nil {
+		return nil // refused already
+	}
+	n, err := c.Read(make([]byte, 64))
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return nil
+	}
+	if err == nil {
+		return fmt.Errorf("%s still answers (%d bytes)", addr, n)
+	}
+	return fmt.Errorf("%s: want connection refused, got %v", addr, err)
 }
