@@ -95,6 +95,54 @@ func TestSaveReplaces(t *testing.T) {
 	}
 }
 
+// TestSaveIsAtomic checks that Save replaces the file by a rename and never
+// rewrites it in place: whoever has the old file open (a reader, or the
+// kernel's page cache at a crash) keeps the whole old document, while the
+// path names the whole new one. Writing in place (truncate, write, sync)
+// fails this at once, where only a kill -9 at the right moment shows it
+// otherwise.
+func TestSaveIsAtomic(t *testing.T) {
+	f := newFile(t)
+	if err := f.Save([]manager.Spec{{ID: "old", Address: "127.0.0.1:1"}}); err != nil {
+		t.Fatal(err)
+	}
+	oldBytes, err := os.ReadFile(f.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.Open(f.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	oldInfo, err := old.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Save([]manager.Spec{{ID: "new", Address: "127.0.0.1:2", Workers: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	newInfo, err := os.Stat(f.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.SameFile(oldInfo, newInfo) {
+		t.Error("Save wrote into the old file instead of renaming a new one over it")
+	}
+	kept := make([]byte, len(oldBytes)+64)
+	n, _ := old.ReadAt(kept, 0)
+	if got := string(kept[:n]); got != string(oldBytes) {
+		t.Errorf("the old file, still open, changed under its reader:\ngot  %q\nwant %q", got, oldBytes)
+	}
+	got, err := f.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].ID != "new" {
+		t.Errorf("Load after the save: got %v, want the new listener", got)
+	}
+}
+
 // TestFormat pins the file format that a restarted (maybe newer) daemon
 // reads: a versioned JSON document, workers left out when 0.
 func TestFormat(t *testing.T) {
