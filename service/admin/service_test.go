@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -639,4 +640,32 @@ func TestWatchStatsDrain(t *testing.T) {
 		}
 	}
 	wantStatus(t, err, codes.Unavailable, "SHUTTING_DOWN")
+}
+
+// TestListListenersCapsThePageSize starts one listener more than the
+// largest page: a page_size beyond the cap gets a full page and a token
+// for the rest, not every listener in one answer.
+func TestListListenersCapsThePageSize(t *testing.T) {
+	t.Parallel()
+	const maxPage = 1000 // the documented cap
+	e := newEnv(t, manager.Options{Workers: 1, MaxListeners: maxPage + 1})
+	for i := range maxPage + 1 {
+		if _, err := e.m.Start(ctx(t), manager.Spec{ID: fmt.Sprintf("l%04d", i), Address: "127.0.0.1:0"}, ""); err != nil {
+			t.Fatalf("start listener %d: %v", i, err)
+		}
+	}
+	resp, err := e.client.ListListeners(ctx(t), &adminv1.ListListenersRequest{PageSize: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(resp.GetListeners()); n != maxPage || resp.GetNextPageToken() == "" {
+		t.Fatalf("page_size 2^30: got %d listeners (next page token %q), want %d and a token", n, resp.GetNextPageToken(), maxPage)
+	}
+	rest, err := e.client.ListListeners(ctx(t), &adminv1.ListListenersRequest{PageSize: 1 << 30, PageToken: resp.GetNextPageToken()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := rest.GetListeners(); len(ids) != 1 || ids[0].GetId() != "l1000" || rest.GetNextPageToken() != "" {
+		t.Errorf("the second page: got %d listeners, token %q; want l1000 alone", len(ids), rest.GetNextPageToken())
+	}
 }
