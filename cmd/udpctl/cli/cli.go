@@ -51,6 +51,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return ExitOK
 	}
+	if errors.Is(err, errChanged) {
+		return ExitChanged // apply and diff: the plan printed says what
+	}
 	if cmd != nil && cmd.Name() == cobra.ShellCompRequestCmd {
 		// cobra adds its hidden __complete command in Execute, too late
 		// for usageArgs; it fails only on its own argument check.
@@ -177,7 +180,7 @@ Exit codes: 0 success; 1 failure (such as no UDP reply); 2 usage error;
 		c.GroupID = "data"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.newListenersCmd(), a.newStatsCmd(), a.newHealthCmd()} {
+	for _, c := range []*cobra.Command{a.newListenersCmd(), a.newStatsCmd(), a.newHealthCmd(), a.newConfigCmd(), a.newApplyCmd(), a.newDiffCmd()} {
 		c.GroupID = "admin"
 		root.AddCommand(c)
 	}
@@ -222,7 +225,10 @@ func usageArgs(c *cobra.Command) {
 	}
 }
 
-func (a *app) checkGlobals(*cobra.Command, []string) error {
+func (a *app) checkGlobals(cmd *cobra.Command, _ []string) error {
+	if a.output == "yaml" && cmd.CommandPath() == "udpctl config get" {
+		return nil // the configuration file's format, which text prints too
+	}
 	if a.output != "text" && a.output != "wide" && a.output != "json" {
 		return usageError{fmt.Errorf("-o %q: want text, wide or json", a.output)}
 	}
