@@ -219,10 +219,10 @@ func fileFromProto(resp *adminv1.GetConfigResponse) config.File {
 
 // planNotes prints a plan, one line per listener, then a summary:
 //
-//	+ new    address=127.0.0.1:9000 workers=2
-//	~ keep   limits.per_second: 0 → 100
-//	- old    127.0.0.1:9001
-//	1 to start, 1 to update, 1 to stop (dry run: nothing changed)
+//   - new    address=127.0.0.1:9000 workers=2
+//     ~ keep   limits.per_second: 0 → 100
+//   - old    127.0.0.1:9001
+//     1 to start, 1 to update, 1 to stop (dry run: nothing changed)
 func planNotes(r *reply, resp *adminv1.ApplyConfigResponse) {
 	width := 0
 	for _, c := range resp.GetChanges() {
@@ -266,8 +266,8 @@ func describeConfig(l *adminv1.ListenerConfig) string {
 	}
 	if m := l.GetLimits(); m != nil {
 		for _, kv := range []struct {
-			k string
-			v any
+			k   string
+			v   any
 			set bool
 		}{
 			{"per_second", m.GetPerSecond(), m.GetPerSecond() != 0},
