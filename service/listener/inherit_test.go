@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // files duplicates l's sockets as files, as a process passing them on
@@ -17,7 +19,17 @@ func files(t *testing.T, l *Listener) []*os.File {
 	t.Helper()
 	var fs []*os.File
 	for _, s := range l.Sockets() {
-		f, err := s.(*net.UDPConn).File()
+		rc, err := s.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f *os.File
+		err = rc.Control(func(fd uintptr) {
+			var dup int
+			if dup, err = unix.Dup(int(fd)); err == nil {
+				f = os.NewFile(uintptr(dup), "socket")
+			}
+		})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestKernelDropsCounted overflows a socket's receive queue while the
@@ -16,7 +18,7 @@ func TestKernelDropsCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	if err := l.workers[0].conn.SetReadBuffer(4096); err != nil {
+	if err := unix.SetsockoptInt(l.workers[0].fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4096); err != nil {
 		t.Fatal(err)
 	}
 	c := dial(t, l)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/udpd/udpd/service/ratelimit"
 	"github.com/udpd/udpd/service/uppercase"
+	"golang.org/x/sys/unix"
 )
 
 // Largest UDP payloads: 65,535 minus the UDP header and, over IPv4, the
@@ -62,9 +62,11 @@ type Listener struct {
 
 	serveOnce    sync.Once
 	shutdownOnce sync.Once
-	done         chan struct{} // closed when every worker has returned
+	done         chan struct{} // closed when every worker has returned and the sockets are closed
+	closed       atomic.Bool
+	shared       atomic.Bool // the sockets were passed on (Sockets): never shut them down
 	closeOnce    sync.Once
-	closeErr     error
+	closeErr     error // valid once done is closed
 }
 
 // Listen binds cfg.Addr with cfg.Workers sockets. It returns an error
@@ -87,15 +89,17 @@ func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 		batch = DefaultBatch
 	}
 	uppercase.Prepare() // no table building on the datagram path
-	conns, bound, err := bindGroup(ctx, cfg.Addr, n)
+	fds, bound, err := bindGroup(ctx, cfg.Addr, n)
 	if err != nil {
 		return nil, err
 	}
-	return build(conns, bound, batch, cfg.Policy)
+	return build(fds, true, bound, batch, cfg.Policy)
 }
 
-// build makes a Listener of bound sockets, one per worker.
-func build(conns []*net.UDPConn, bound netip.AddrPort, batch int, policy Policy) (*Listener, error) {
+// build makes a Listener of bound sockets, one per worker. Owned sockets
+// are this process's alone (see worker.owned). On an error build closes
+// the sockets.
+func build(fds []int, owned bool, bound netip.AddrPort, batch int, policy Policy) (*Listener, error) {
 	l := &Listener{
 		addr:       bound,
 		start:      time.Now(),
@@ -106,11 +110,11 @@ func build(conns []*net.UDPConn, bound netip.AddrPort, batch int, policy Policy)
 		l.maxPayload = MaxPayloadIPv6
 	}
 	l.SetPolicy(policy)
-	for _, c := range conns {
-		w, err := newWorker(l, c, batch)
+	for _, fd := range fds {
+		w, err := newWorker(l, fd, owned, batch)
 		if err != nil {
-			for _, c := range conns {
-				c.Close()
+			for _, fd := range fds {
+				unix.Close(fd)
 			}
 			return nil, fmt.Errorf("listen %v: %w", bound, err)
 		}
@@ -155,8 +159,8 @@ func (l *Listener) Serve() error {
 	ran := false
 	l.serveOnce.Do(func() { ran = true; l.run() })
 	if !ran {
-		if l.draining.Load() {
-			<-l.done // Shutdown started the workers to drain
+		if l.draining.Load() || l.closed.Load() {
+			<-l.done // Shutdown or Close took over the workers
 			return nil
 		}
 		return errors.New("listener: Serve called twice")
@@ -164,9 +168,8 @@ func (l *Listener) Serve() error {
 	return nil
 }
 
-// run runs the workers until they all return.
+// run runs the workers until they all return, then closes the sockets.
 func (l *Listener) run() {
-	defer close(l.done)
 	var wg sync.WaitGroup
 	for _, w := range l.workers {
 		wg.Add(1)
@@ -176,6 +179,19 @@ func (l *Listener) run() {
 		}()
 	}
 	wg.Wait()
+	l.closeSockets()
+}
+
+// closeSockets closes every worker's socket; the workers have returned.
+func (l *Listener) closeSockets() {
+	var errs []error
+	for _, w := range l.workers {
+		if err := w.closeFD(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	l.closeErr = errors.Join(errs...)
+	close(l.done)
 }
 
 // Shutdown stops the listener without losing what its sockets already
@@ -203,25 +219,22 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	case <-l.done:
 	case <-ctx.Done():
 	}
-	err := l.Close()
-	// Closed sockets end every worker at once; wait for them so that the
+	// Close ends every worker at once, and returns once they have, so the
 	// counters are final when Shutdown returns.
-	<-l.done
-	return err
+	return l.Close()
 }
 
 // Close closes the sockets at once, dropping whatever they still hold.
+// It returns once the workers have returned and the sockets are closed.
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
-		var errs []error
+		l.closed.Store(true)
 		for _, w := range l.workers {
-			w.drops() // keep the final count
-			if err := w.conn.Close(); err != nil {
-				errs = append(errs, err)
-			}
+			w.stop()
 		}
-		l.closeErr = errors.Join(errs...)
+		l.serveOnce.Do(l.closeSockets) // never served: nothing else will
 	})
+	<-l.done
 	return l.closeErr
 }
 

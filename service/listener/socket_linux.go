@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -18,7 +20,10 @@ import (
 // anything holds fails there with EADDRINUSE, and port 0 gets a port no
 // socket holds (the kernel's choice for a SO_REUSEPORT socket may be a port
 // another SO_REUSEPORT group of this user already has).
-func bindGroup(ctx context.Context, addr netip.AddrPort, n int) ([]*net.UDPConn, netip.AddrPort, error) {
+//
+// The sockets are plain file descriptors in blocking mode, never registered
+// with the Go runtime's netpoller (see wait_linux.go).
+func bindGroup(ctx context.Context, addr netip.AddrPort, n int) ([]int, netip.AddrPort, error) {
 	network := "udp4"
 	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
 		network = "udp6"
@@ -35,7 +40,7 @@ func bindGroup(ctx context.Context, addr netip.AddrPort, n int) ([]*net.UDPConn,
 		if err != nil {
 			return nil, netip.AddrPort{}, err
 		}
-		var conns []*net.UDPConn
+		var conns []int
 		var bound netip.AddrPort
 		conns, bound, err = bindFixed(ctx, network, netip.AddrPortFrom(addr.Addr(), port), n)
 		if !errors.Is(err, syscall.EADDRINUSE) {
@@ -59,33 +64,106 @@ func probe(ctx context.Context, network string, addr netip.AddrPort) (uint16, er
 
 // bindFixed binds the group on a fixed port after checking that nothing
 // holds it.
-func bindFixed(ctx context.Context, network string, addr netip.AddrPort, n int) ([]*net.UDPConn, netip.AddrPort, error) {
+func bindFixed(ctx context.Context, network string, addr netip.AddrPort, n int) ([]int, netip.AddrPort, error) {
 	if _, err := probe(ctx, network, addr); err != nil {
 		return nil, netip.AddrPort{}, err
 	}
-	lc := net.ListenConfig{Control: controlSocket}
-	conns := make([]*net.UDPConn, 0, n)
+	fds := make([]int, 0, n)
 	for range n {
-		pc, err := lc.ListenPacket(ctx, network, net.UDPAddrFromAddrPort(addr).String())
+		fd, err := socket(network, addr)
 		if err != nil {
-			for _, c := range conns {
-				c.Close()
+			for _, fd := range fds {
+				unix.Close(fd)
 			}
-			return nil, netip.AddrPort{}, err
+			return nil, netip.AddrPort{}, fmt.Errorf("listen %s %v: %w", network, addr, err)
 		}
-		conns = append(conns, pc.(*net.UDPConn))
+		fds = append(fds, fd)
 	}
-	bound := conns[0].LocalAddr().(*net.UDPAddr).AddrPort()
-	return conns, netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port()), nil
+	sa, err := unix.Getsockname(fds[0])
+	if err != nil {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, netip.AddrPort{}, fmt.Errorf("listen %s %v: %w", network, addr, os.NewSyscallError("getsockname", err))
+	}
+	var bound netip.AddrPort
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		bound = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *unix.SockaddrInet6:
+		bound = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).WithZone(addr.Addr().Zone()), uint16(sa.Port))
+	}
+	return fds, netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port()), nil
 }
 
-// controlSocket makes a socket of a group: SO_REUSEPORT on, and
-// SO_REUSEADDR off (see controlExclusive).
-func controlSocket(network, address string, rc syscall.RawConn) error {
-	if err := controlExclusive(network, address, rc); err != nil {
+// socket makes one UDP socket with SO_REUSEPORT bound to addr, as the net
+// package would (IPV6_V6ONLY on udp6), set up for a worker (see setup).
+func socket(network string, addr netip.AddrPort) (int, error) {
+	family := unix.AF_INET
+	if network == "udp6" {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	fail := func(op string, err error) (int, error) {
+		unix.Close(fd)
+		return -1, os.NewSyscallError(op, err)
+	}
+	if family == unix.AF_INET6 {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+			return fail("setsockopt IPV6_V6ONLY", err)
+		}
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+		return fail("setsockopt SO_REUSEPORT", err)
+	}
+	if err := setup(fd); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	var sa unix.Sockaddr
+	if family == unix.AF_INET {
+		sa = &unix.SockaddrInet4{Port: int(addr.Port()), Addr: addr.Addr().Unmap().As4()}
+	} else {
+		sa6 := &unix.SockaddrInet6{Port: int(addr.Port()), Addr: addr.Addr().As16()}
+		if z := addr.Addr().Zone(); z != "" {
+			if i, err := strconv.ParseUint(z, 10, 32); err == nil {
+				sa6.ZoneId = uint32(i)
+			} else if ifi, err := net.InterfaceByName(z); err == nil {
+				sa6.ZoneId = uint32(ifi.Index)
+			} else {
+				unix.Close(fd)
+				return -1, err
+			}
+		}
+		sa = sa6
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return fail("bind", err)
+	}
+	return fd, nil
+}
+
+// setup readies a bound socket for a worker: never SO_REUSEADDR (see
+// controlExclusive), blocking, and with send and receive timeouts
+// (hotWait) so that no system call on it blocks for long.
+func setup(fd int) error {
+	if err := noReuseAddr(fd); err != nil {
 		return err
 	}
-	return setsockopt(rc, unix.SO_REUSEPORT, "SO_REUSEPORT", 1)
+	if err := unix.SetNonblock(fd, false); err != nil {
+		return os.NewSyscallError("fcntl O_NONBLOCK", err)
+	}
+	tv := unix.NsecToTimeval(int64(hotWait))
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return os.NewSyscallError("setsockopt SO_RCVTIMEO", err)
+	}
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
+		return os.NewSyscallError("setsockopt SO_SNDTIMEO", err)
+	}
+	return nil
 }
 
 // controlExclusive turns SO_REUSEADDR off. On a UDP socket it would let
@@ -94,19 +172,17 @@ func controlSocket(network, address string, rc syscall.RawConn) error {
 // addresses (which Listen refuses); this makes sure no listener socket
 // ever has it, whatever the net package decides.
 func controlExclusive(_, _ string, rc syscall.RawConn) error {
-	return setsockopt(rc, unix.SO_REUSEADDR, "SO_REUSEADDR", 0)
-}
-
-func setsockopt(rc syscall.RawConn, opt int, name string, v int) error {
 	var serr error
-	err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, v)
-		if serr != nil {
-			serr = fmt.Errorf("setsockopt %s: %w", name, serr)
-		}
-	})
+	err := rc.Control(func(fd uintptr) { serr = noReuseAddr(int(fd)) })
 	if err != nil {
 		return err
 	}
 	return serr
+}
+
+func noReuseAddr(fd int) error {
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 0); err != nil {
+		return fmt.Errorf("setsockopt SO_REUSEADDR: %w", err)
+	}
+	return nil
 }

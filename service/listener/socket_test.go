@@ -14,13 +14,9 @@ import (
 // sockopt reads an int SOL_SOCKET option of worker w's socket.
 func sockopt(t *testing.T, w *worker, opt int) int {
 	t.Helper()
-	var v int
-	var serr error
-	if err := w.rc.Control(func(fd uintptr) { v, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, opt) }); err != nil {
+	v, err := unix.GetsockoptInt(w.fd, unix.SOL_SOCKET, opt)
+	if err != nil {
 		t.Fatal(err)
-	}
-	if serr != nil {
-		t.Fatal(serr)
 	}
 	return v
 }

@@ -2,8 +2,8 @@ package loadgen
 
 import (
 	"syscall"
-	"unsafe"
 
+	"github.com/udpd/udpd/service/internal/mmsg"
 	"golang.org/x/sys/unix"
 )
 
@@ -48,8 +48,8 @@ func (f *flow) initIO() error {
 	}
 	b := &f.io
 	b.rc = rc
-	b.rhdrs, b.riovs = mmsgs(f.recvBufs)
-	b.shdrs, b.siovs = mmsgs(f.sendBufs)
+	b.rhdrs, b.riovs = mmsg.Headers(f.recvBufs)
+	b.shdrs, b.siovs = mmsg.Headers(f.sendBufs)
 	b.readFn = f.recvmmsg
 	b.writeFn = f.sendmmsg
 	size := len(f.sendBufs[0])
@@ -73,20 +73,6 @@ func (b *batchIO) setSegment(size int) error {
 	return serr
 }
 
-// mmsgs makes one message header per buffer. The socket is connected, so
-// the headers carry no address.
-func mmsgs(bufs [][]byte) ([]unix.Mmsghdr, []unix.Iovec) {
-	hdrs := make([]unix.Mmsghdr, len(bufs))
-	iovs := make([]unix.Iovec, len(bufs))
-	for i, buf := range bufs {
-		iovs[i].Base = unsafe.SliceData(buf)
-		iovs[i].SetLen(len(buf))
-		hdrs[i].Hdr.Iov = &iovs[i]
-		hdrs[i].Hdr.SetIovlen(1)
-	}
-	return hdrs, iovs
-}
-
 // read receives up to a batch of replies into recvBufs, waiting until at
 // least one arrives or the deadline passes. A reply longer than its buffer
 // is cut to the buffer's length.
@@ -106,14 +92,8 @@ func (f *flow) read() (int, error) {
 
 func (f *flow) recvmmsg(fd uintptr) bool {
 	b := &f.io
-	for {
-		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.rhdrs[0])),
-			uintptr(len(b.rhdrs)), unix.MSG_DONTWAIT, 0, 0)
-		if e != unix.EINTR {
-			b.n, b.errno = int(n), e
-			return e != unix.EAGAIN // false parks until readable
-		}
-	}
+	b.n, b.errno = mmsg.Recv(fd, b.rhdrs, unix.MSG_DONTWAIT)
+	return b.errno != unix.EAGAIN // false parks until readable
 }
 
 // write sends sendBufs[:k], waiting while the socket is full, and returns
@@ -158,15 +138,6 @@ func (f *flow) write(k int) (int, error) {
 
 func (f *flow) sendmmsg(fd uintptr) bool {
 	b := &f.io
-	for {
-		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])),
-			uintptr(len(b.hdrs)), unix.MSG_DONTWAIT, 0, 0)
-		if e != unix.EINTR {
-			b.n, b.errno = int(n), e
-			if e != 0 {
-				b.n = 0
-			}
-			return e != unix.EAGAIN // false parks until writable
-		}
-	}
+	b.n, b.errno = mmsg.Send(fd, b.hdrs, unix.MSG_DONTWAIT)
+	return b.errno != unix.EAGAIN // false parks until writable
 }

@@ -2,9 +2,9 @@ package manager_test
 
 import (
 	"errors"
-	"net"
 	"net/netip"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,7 +18,17 @@ func dupFiles(t *testing.T, l *listener.Listener) []*os.File {
 	t.Helper()
 	var fs []*os.File
 	for _, s := range l.Sockets() {
-		f, err := s.(*net.UDPConn).File()
+		rc, err := s.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f *os.File
+		err = rc.Control(func(fd uintptr) {
+			var dup int
+			if dup, err = syscall.Dup(int(fd)); err == nil {
+				f = os.NewFile(uintptr(dup), "socket")
+			}
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
