@@ -32,7 +32,7 @@ func TestDatagramPathImportsNoRPC(t *testing.T) {
 		module + "/service/state",
 		module + "/cmd/",
 	}
-	for _, pkg := range []string{"uppercase", "listener", "ratelimit", "manager", "loadgen", "sampler", "status", "config"} {
+	for _, pkg := range []string{"uppercase", "listener", "ratelimit", "manager", "loadgen", "sampler", "status", "config", "handoff"} {
 		t.Run(pkg, func(t *testing.T) {
 			for _, dep := range goList(t, "-deps", module+"/service/"+pkg) {
 				for _, f := range forbidden {

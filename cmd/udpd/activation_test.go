@@ -137,12 +137,12 @@ func TestSocketActivation(t *testing.T) {
 
 	state := filepath.Join(dir, "state.json")
 	ready := filepath.Join(dir, "ready")
-	cmd, stderr := activate(t, files, "echo:echo:other:echo",
+	_, stderr := activate(t, files, "echo:echo:other:echo",
 		"--admin", "127.0.0.1:0", "--state", state, "--ready-file", ready, "--log-level", "warn")
 	for _, f := range files {
 		f.Close() // udpd holds them now, as systemd does
 	}
-	d := connect(t, ready, cmd, stderr)
+	d := connect(t, ready, stderr)
 
 	early.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 64)

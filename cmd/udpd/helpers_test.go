@@ -2,11 +2,10 @@ package main
 
 import (
 	"bufio"
-	"bytes"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -48,7 +47,7 @@ func readyFile(path string) (admin string, listeners map[string]string, ok bool)
 
 // connect waits for udpd (cmd) to write its ready file and connects to its
 // admin API.
-func connect(t *testing.T, ready string, cmd *exec.Cmd, stderr *bytes.Buffer) *daemonConn {
+func connect(t *testing.T, ready string, stderr fmt.Stringer) *daemonConn {
 	t.Helper()
 	var admin string
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
@@ -66,6 +65,15 @@ func connect(t *testing.T, ready string, cmd *exec.Cmd, stderr *bytes.Buffer) *d
 	}
 	t.Cleanup(func() { conn.Close() })
 	return &daemonConn{admin: admin, conn: conn, client: adminv1.NewListenerServiceClient(conn)}
+}
+
+// logFile is a process's stderr kept in a file: a pipe would stay open
+// for as long as the processes an upgrade starts live.
+type logFile string
+
+func (f logFile) String() string {
+	b, _ := os.ReadFile(string(f))
+	return string(b)
 }
 
 // echo sends msg to addr and returns the reply.

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 
+	"github.com/udpd/udpd/service/handoff"
 	"github.com/udpd/udpd/service/manager"
 	"github.com/udpd/udpd/service/sampler"
 )
@@ -45,6 +46,7 @@ func toStatus(err error) error {
 		{manager.ErrUpgrading, codes.Unavailable, "UPGRADING"},
 		{sampler.ErrTooManyWatchers, codes.ResourceExhausted, "WATCHER_QUOTA_EXCEEDED"},
 		{sampler.ErrStopped, codes.Unavailable, "SHUTTING_DOWN"},
+		{handoff.ErrFailed, codes.FailedPrecondition, "UPGRADE_FAILED"},
 		{context.DeadlineExceeded, codes.DeadlineExceeded, "DEADLINE_EXCEEDED"},
 		{context.Canceled, codes.Canceled, "CANCELED"},
 	} {

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/udpd/udpd/service/handoff"
 	"github.com/udpd/udpd/service/manager"
 )
 
@@ -33,6 +34,7 @@ func TestToStatus(t *testing.T) {
 		{manager.ErrClosed, codes.Unavailable, "SHUTTING_DOWN"},
 		{manager.ErrUpgrading, codes.Unavailable, "UPGRADING"},
 		{manager.ErrVersionMismatch, codes.Aborted, "CONFIG_VERSION_MISMATCH"},
+		{handoff.ErrFailed, codes.FailedPrecondition, "UPGRADE_FAILED"},
 		{fmt.Errorf("something else"), codes.Internal, "INTERNAL"},
 	} {
 		st := status.Convert(toStatus(fmt.Errorf("start %q: %w", "x", tc.err)))

@@ -5,11 +5,13 @@ import (
 	"crypto/subtle"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
@@ -56,6 +58,8 @@ type Options struct {
 	// than a dry run) fail with FAILED_PRECONDITION, reason
 	// CONFIG_FILE_MANAGED, because the next reload would undo them.
 	ConfigFile string
+	// Upgrader, when set, serves DaemonService.Upgrade.
+	Upgrader Upgrader
 }
 
 // Server is the admin gRPC server: the ListenerService, grpc.health.v1
@@ -67,6 +71,7 @@ type Server struct {
 	done        chan struct{}
 	doneOnce    sync.Once
 	stopSampler context.CancelFunc // ends the server's own sampler
+	newPid      atomic.Int64       // set by DrainForUpgrade
 }
 
 // NewServer builds the admin server over m.
@@ -108,7 +113,9 @@ func NewServer(m *manager.Manager, opts Options) *Server {
 	svc := NewService(m, smp, s.done)
 	svc.version = opts.Version
 	svc.configFile = opts.ConfigFile
+	svc.why = s.drainReason
 	svc.Register(g)
+	(&DaemonService{up: opts.Upgrader}).Register(g)
 	healthpb.RegisterHealthServer(g, s.health)
 	s.health.SetServingStatus(adminv1.ListenerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(g)
@@ -165,6 +172,22 @@ func (s *Server) Serving() bool {
 	default:
 		return true
 	}
+}
+
+// DrainForUpgrade is Drain for a hand-over to process newPid: WatchStats
+// streams end with UNAVAILABLE (UPGRADING), telling clients to reconnect.
+func (s *Server) DrainForUpgrade(newPid int) {
+	s.newPid.Store(int64(newPid))
+	s.Drain()
+}
+
+func (s *Server) drainReason() error {
+	pid := s.newPid.Load()
+	if pid == 0 {
+		return nil
+	}
+	return withDetails(codes.Unavailable, "UPGRADING",
+		fmt.Errorf("udpd handed over to a new process (pid %d): reconnect to go on watching", pid))
 }
 
 // Stop drains the server, lets running calls finish for up to timeout

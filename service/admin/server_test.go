@@ -100,7 +100,7 @@ func TestReflection(t *testing.T) {
 			methods = append(methods, m.GetName())
 		}
 	}
-	want := []string{"StartListener", "StopListener", "RebindListener", "GetListener", "ListListeners", "GetStats", "WatchStats", "GetVersion", "GetConfig", "ApplyConfig", "UpdateListener"}
+	want := []string{"StartListener", "StopListener", "RebindListener", "GetListener", "ListListeners", "GetStats", "WatchStats", "GetVersion", "GetConfig", "ApplyConfig", "UpdateListener", "Upgrade"}
 	if fd.GetPackage() != "udpd.admin.v1" || !slices.Equal(methods, want) {
 		t.Errorf("descriptor: got package %q methods %v, want udpd.admin.v1 and %v", fd.GetPackage(), methods, want)
 	}

@@ -36,6 +36,8 @@ type Service struct {
 	smp     *sampler.Sampler // shares one reading per tick among WatchStats streams
 	done    <-chan struct{}  // closed when the daemon shuts down: ends WatchStats
 	version Version          // what GetVersion answers
+	// why says why done was closed; nil: the daemon shuts down.
+	why func() error
 
 	configFile string // set: changes are refused (see Options.ConfigFile)
 
@@ -221,6 +223,11 @@ func (s *Service) WatchStats(req *adminv1.WatchStatsRequest, stream grpc.ServerS
 		case <-stream.Context().Done():
 			return status.FromContextError(stream.Context().Err()).Err()
 		case <-s.done:
+			if s.why != nil {
+				if err := s.why(); err != nil {
+					return err
+				}
+			}
 			return withDetails(codes.Unavailable, "SHUTTING_DOWN", errors.New("udpd is shutting down"))
 		}
 	}

@@ -180,7 +180,7 @@ Exit codes: 0 success; 1 failure (such as no UDP reply); 2 usage error;
 		c.GroupID = "data"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.newListenersCmd(), a.newStatsCmd(), a.newHealthCmd(), a.newConfigCmd(), a.newApplyCmd(), a.newDiffCmd()} {
+	for _, c := range []*cobra.Command{a.newListenersCmd(), a.newStatsCmd(), a.newHealthCmd(), a.newConfigCmd(), a.newApplyCmd(), a.newDiffCmd(), a.newDaemonCmd()} {
 		c.GroupID = "admin"
 		root.AddCommand(c)
 	}

@@ -10,11 +10,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,6 +38,10 @@ const (
 	exitFailure = 1
 	exitUsage   = 2
 )
+
+// handOverWait bounds how long a udpd started by an upgrade waits for the
+// old one's counters once it serves.
+const handOverWait = 10 * time.Second
 
 // Main runs udpd with the process's arguments and exits.
 func Main() {
@@ -76,14 +83,37 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	select {
-	case <-ctx.Done():
-		log.Info("udpd shutting down", "reason", context.Cause(ctx))
-	case err := <-d.served:
-		// The admin API is gone; stop the rest in the same order.
-		return errors.Join(fmt.Errorf("admin API stopped: %w", err), d.shutdown(context.WithoutCancel(ctx)))
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
+	for {
+		select {
+		case <-ctx.Done():
+			// An upgrade under way ends first, one way or the other.
+			d.upMu.Lock()
+			d.upMu.Unlock()
+			if d.leaving.Load() {
+				return d.afterUpgrade()
+			}
+			log.Info("udpd shutting down", "reason", context.Cause(ctx))
+			return d.shutdown(ctx)
+		case <-usr2:
+			go func() {
+				if _, err := d.Upgrade(context.WithoutCancel(ctx), admin.DefaultUpgradeTimeout); err != nil {
+					log.Error("SIGUSR2: upgrade failed", "err", err)
+				}
+			}()
+		case <-d.handedOver:
+			return d.afterUpgrade()
+		case err := <-d.served:
+			if d.leaving.Load() {
+				d.served = nil // stopped for the hand-over
+				continue
+			}
+			// The admin API is gone; stop the rest in the same order.
+			return errors.Join(fmt.Errorf("admin API stopped: %w", err), d.shutdown(context.WithoutCancel(ctx)))
+		}
 	}
-	return d.shutdown(ctx)
 }
 
 // daemon is a started udpd: what start bound and started, for shutdown.
@@ -98,18 +128,36 @@ type daemon struct {
 
 	stopSampler context.CancelFunc
 	steps       shutdownSteps
+	adminLis    net.Listener
 
 	adminAddr   string             // as udpctl --admin takes it
 	metricsAddr string             // "" without --metrics
 	started     []manager.Listener // the listeners start started, in order
 	served      chan error         // the admin server's Serve result
+
+	upMu       sync.Mutex    // held by an upgrade
+	leaving    atomic.Bool   // an upgrade succeeded: the new process serves
+	handedOver chan struct{} // closed once the upgrade has handed over
 }
 
 // start binds the admin API (and metrics), starts the listeners, serves,
 // tells systemd and the ready file, and returns the running daemon. On
 // an error it releases whatever it had taken and changes no state.
 func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *daemon, err error) {
-	d := &daemon{cfg: cfg, log: log}
+	d := &daemon{cfg: cfg, log: log, handedOver: make(chan struct{})}
+	in, err := inherit()
+	if err != nil {
+		return nil, err
+	}
+	if in != nil {
+		// Started by an upgrade: the old udpd is told why this one fails.
+		defer func() {
+			if err != nil {
+				in.fail(err)
+			}
+		}()
+		defer closeFiles(in.files) // the listeners hold duplicates
+	}
 	var cleanup []func()
 	defer func() {
 		if err != nil {
@@ -140,31 +188,52 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *daemon, err e
 		}
 		opts.Store = store
 		// One daemon per state file: a second would overwrite the first's.
-		lock, err := store.Lock()
+		// After an upgrade the old udpd's lock is this one's.
+		var lock io.Closer
+		if in != nil {
+			lock, err = in.lock()
+		} else {
+			lock, err = store.Lock()
+		}
 		if err != nil {
 			return nil, err
 		}
 		d.lock = lock
 		cleanup = append(cleanup, func() { lock.Close() })
 	}
-	resumed := cfg.resume && store != nil && store.Exists()
-	specs, err := initialSpecs(cfg, store, log)
-	if err != nil {
-		return nil, err
+	var specs []manager.Spec
+	var adopted []manager.Adopted
+	if in != nil {
+		// The listeners are the old udpd's, not those of the flags or the
+		// state file.
+		adopted = in.adopted
+	} else {
+		resumed := cfg.resume && store != nil && store.Exists()
+		specs, err = initialSpecs(cfg, store, log)
+		if err != nil {
+			return nil, err
+		}
+		var actFiles []*os.File
+		adopted, actFiles, err = activatedListeners()
+		if err != nil {
+			return nil, err
+		}
+		defer closeFiles(actFiles) // the listeners hold duplicates
+		specs = mergeActivated(adopted, specs, !cfg.listenGiven && !resumed, log)
 	}
-	adopted, actFiles, err := activatedListeners()
-	if err != nil {
-		return nil, err
-	}
-	defer closeFiles(actFiles) // the listeners hold duplicates
-	specs = mergeActivated(adopted, specs, !cfg.listenGiven && !resumed, log)
 
 	// Bind the admin API (and metrics) before touching the state file, so
 	// a daemon that cannot serve them changes nothing.
-	lis, err := adminListener(cfg, tlsCfg != nil)
+	var lis net.Listener
+	if in != nil {
+		lis, err = in.listener("admin")
+	} else {
+		lis, err = adminListener(cfg, tlsCfg != nil)
+	}
 	if err != nil {
 		return nil, err
 	}
+	d.adminLis = lis
 	cleanup = append(cleanup, func() { lis.Close() })
 	d.m = manager.New(opts)
 	// One sampler reads the counters for every WatchStats stream and
@@ -180,11 +249,21 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *daemon, err e
 	go d.smp.Run(sctx)
 	bi := buildinfo.Get()
 	aopts := admin.Options{Logger: log, TLS: tlsCfg, Token: token, Sampler: d.smp,
-		Version: admin.Version{Version: bi.Version, Revision: bi.Revision, GoVersion: bi.GoVersion}}
+		Version:  admin.Version{Version: bi.Version, Revision: bi.Revision, GoVersion: bi.GoVersion},
+		Upgrader: d}
 	if cfg.metrics != "" {
 		ms := newMetrics(d.m)
 		page := status.Handler(status.Options{Sampler: d.smp, Version: buildinfo.Version(), Start: time.Now(), Health: d.health})
-		if err := ms.listen(cfg.metrics, metricsTLS(tlsCfg), cfg.metricsInsecure, page); err != nil {
+		var err error
+		if in != nil {
+			var mlis net.Listener
+			if mlis, err = in.listener("metrics"); err == nil {
+				ms.serveOn(mlis, metricsTLS(tlsCfg), page)
+			}
+		} else {
+			err = ms.listen(cfg.metrics, metricsTLS(tlsCfg), cfg.metricsInsecure, page)
+		}
+		if err != nil {
 			return nil, err
 		}
 		d.metrics = ms
@@ -208,6 +287,27 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *daemon, err e
 		return nil, err
 	}
 	d.started = append(d.started, restored...)
+	if in != nil {
+		// Serving: the old udpd stops reading now, and sends its counters.
+		// Admin calls wait (in the listening socket's backlog) until they
+		// are in, so totals never go back.
+		if err := in.parent.Ready(); err != nil {
+			return nil, err
+		}
+		closeFiles(in.files)
+		in.files = nil
+		wctx, cancel := context.WithTimeout(ctx, handOverWait)
+		var c manager.Counters
+		err := in.parent.Wait(wctx, &c)
+		cancel()
+		if err != nil {
+			log.Warn("the old udpd's counters did not arrive; totals restart", "err", err)
+		} else {
+			d.m.Continue(c)
+		}
+		log.Info("took over from the old udpd", "old_pid", in.inv.OldPid, "listeners", len(d.started))
+		in = nil // nothing to tell the old udpd any more
+	}
 
 	d.srv = admin.NewServer(d.m, aopts)
 	d.steps = shutdownSteps{notServing: d.srv.Drain, drain: d.m.Shutdown, stop: d.srv.Stop}

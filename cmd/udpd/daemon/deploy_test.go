@@ -27,6 +27,11 @@ func TestSystemdUnit(t *testing.T) {
 		t.Errorf("ExecStart: resume %v, state %q, admin %q; want --resume, the StateDirectory and a socket in the RuntimeDirectory",
 			cfg.resume, cfg.statePath, cfg.admin)
 	}
+	reload := strings.Fields(settings["ExecReload"][0])
+	if len(reload) < 4 || reload[0] != "/usr/local/bin/udpctl" || strings.Join(reload[len(reload)-2:], " ") != "daemon upgrade" ||
+		!strings.Contains(settings["ExecReload"][0], "--admin "+cfg.admin) {
+		t.Errorf("ExecReload = %q, want udpctl --admin %s daemon upgrade", settings["ExecReload"], cfg.admin)
+	}
 	for k, want := range map[string]string{
 		"Type": "notify", "Restart": "on-failure", "DynamicUser": "yes", "StateDirectory": "udpd",
 		"RuntimeDirectory": "udpd", "CapabilityBoundingSet": "", "NoNewPrivileges": "yes", "ProtectSystem": "strict",

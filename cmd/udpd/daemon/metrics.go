@@ -78,15 +78,21 @@ func (s *metricsServer) listen(addr string, tlsCfg *tls.Config, insecure bool, p
 		return fmt.Errorf("--metrics %s is not a loopback address: refusing to serve metrics in plain text; "+
 			"configure the admin TLS flags (metrics then use them too) or say --metrics-insecure", addr)
 	}
-	s.lis, err = net.Listen("tcp", addr)
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	s.serveOn(lis, tlsCfg, page)
+	return nil
+}
+
+// serveOn sets up the HTTP server on lis (bound here, or inherited).
+func (s *metricsServer) serveOn(lis net.Listener, tlsCfg *tls.Config, page http.Handler) {
+	s.lis = lis
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	mux.Handle("/", page)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg}
-	return nil
 }
 
 func (s *metricsServer) serve(log *slog.Logger) {

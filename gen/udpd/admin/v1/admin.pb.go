@@ -2088,6 +2088,127 @@ func (x *UpdateListenerResponse) GetConfigVersion() string {
 	return ""
 }
 
+// UpgradeRequest asks for a hand-over to a new udpd process.
+type UpgradeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// timeout is how long the new process has to become ready (default 30s,
+	// at most 5m).
+	Timeout       *durationpb.Duration `protobuf:"bytes,1,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpgradeRequest) Reset() {
+	*x = UpgradeRequest{}
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpgradeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpgradeRequest) ProtoMessage() {}
+
+func (x *UpgradeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpgradeRequest.ProtoReflect.Descriptor instead.
+func (*UpgradeRequest) Descriptor() ([]byte, []int) {
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *UpgradeRequest) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+// UpgradeResponse describes a hand-over that succeeded.
+type UpgradeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// old_pid is the process that answered and is exiting.
+	OldPid int32 `protobuf:"varint,1,opt,name=old_pid,json=oldPid,proto3" json:"old_pid,omitempty"`
+	// new_pid is the process that serves now.
+	NewPid int32 `protobuf:"varint,2,opt,name=new_pid,json=newPid,proto3" json:"new_pid,omitempty"`
+	// ready_after is the time from the request to the new process serving
+	// every listener.
+	ReadyAfter *durationpb.Duration `protobuf:"bytes,3,opt,name=ready_after,json=readyAfter,proto3" json:"ready_after,omitempty"`
+	// listeners is the number of listeners handed over.
+	Listeners     uint32 `protobuf:"varint,4,opt,name=listeners,proto3" json:"listeners,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpgradeResponse) Reset() {
+	*x = UpgradeResponse{}
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpgradeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpgradeResponse) ProtoMessage() {}
+
+func (x *UpgradeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_udpd_admin_v1_admin_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpgradeResponse.ProtoReflect.Descriptor instead.
+func (*UpgradeResponse) Descriptor() ([]byte, []int) {
+	return file_udpd_admin_v1_admin_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *UpgradeResponse) GetOldPid() int32 {
+	if x != nil {
+		return x.OldPid
+	}
+	return 0
+}
+
+func (x *UpgradeResponse) GetNewPid() int32 {
+	if x != nil {
+		return x.NewPid
+	}
+	return 0
+}
+
+func (x *UpgradeResponse) GetReadyAfter() *durationpb.Duration {
+	if x != nil {
+		return x.ReadyAfter
+	}
+	return nil
+}
+
+func (x *UpgradeResponse) GetListeners() uint32 {
+	if x != nil {
+		return x.Listeners
+	}
+	return 0
+}
+
 var File_udpd_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_udpd_admin_v1_admin_proto_rawDesc = "" +
@@ -2242,7 +2363,15 @@ const file_udpd_admin_v1_admin_proto_rawDesc = "" +
 	"\x0econfig_version\x18\x04 \x01(\tR\rconfigVersion\"t\n" +
 	"\x16UpdateListenerResponse\x123\n" +
 	"\blistener\x18\x01 \x01(\v2\x17.udpd.admin.v1.ListenerR\blistener\x12%\n" +
-	"\x0econfig_version\x18\x02 \x01(\tR\rconfigVersion2\xd1\a\n" +
+	"\x0econfig_version\x18\x02 \x01(\tR\rconfigVersion\"E\n" +
+	"\x0eUpgradeRequest\x123\n" +
+	"\atimeout\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\x9d\x01\n" +
+	"\x0fUpgradeResponse\x12\x17\n" +
+	"\aold_pid\x18\x01 \x01(\x05R\x06oldPid\x12\x17\n" +
+	"\anew_pid\x18\x02 \x01(\x05R\x06newPid\x12:\n" +
+	"\vready_after\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"readyAfter\x12\x1c\n" +
+	"\tlisteners\x18\x04 \x01(\rR\tlisteners2\xd1\a\n" +
 	"\x0fListenerService\x12Z\n" +
 	"\rStartListener\x12#.udpd.admin.v1.StartListenerRequest\x1a$.udpd.admin.v1.StartListenerResponse\x12W\n" +
 	"\fStopListener\x12\".udpd.admin.v1.StopListenerRequest\x1a#.udpd.admin.v1.StopListenerResponse\x12]\n" +
@@ -2256,7 +2385,9 @@ const file_udpd_admin_v1_admin_proto_rawDesc = "" +
 	"GetVersion\x12 .udpd.admin.v1.GetVersionRequest\x1a!.udpd.admin.v1.GetVersionResponse\x12N\n" +
 	"\tGetConfig\x12\x1f.udpd.admin.v1.GetConfigRequest\x1a .udpd.admin.v1.GetConfigResponse\x12T\n" +
 	"\vApplyConfig\x12!.udpd.admin.v1.ApplyConfigRequest\x1a\".udpd.admin.v1.ApplyConfigResponse\x12]\n" +
-	"\x0eUpdateListener\x12$.udpd.admin.v1.UpdateListenerRequest\x1a%.udpd.admin.v1.UpdateListenerResponseB0Z.github.com/udpd/udpd/gen/udpd/admin/v1;adminv1b\x06proto3"
+	"\x0eUpdateListener\x12$.udpd.admin.v1.UpdateListenerRequest\x1a%.udpd.admin.v1.UpdateListenerResponse2Y\n" +
+	"\rDaemonService\x12H\n" +
+	"\aUpgrade\x12\x1d.udpd.admin.v1.UpgradeRequest\x1a\x1e.udpd.admin.v1.UpgradeResponseB0Z.github.com/udpd/udpd/gen/udpd/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_udpd_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -2271,7 +2402,7 @@ func file_udpd_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_udpd_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_udpd_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_udpd_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_udpd_admin_v1_admin_proto_goTypes = []any{
 	(Listener_State)(0),            // 0: udpd.admin.v1.Listener.State
 	(ConfigChange_Action)(0),       // 1: udpd.admin.v1.ConfigChange.Action
@@ -2304,71 +2435,77 @@ var file_udpd_admin_v1_admin_proto_goTypes = []any{
 	(*FieldChange)(nil),            // 28: udpd.admin.v1.FieldChange
 	(*UpdateListenerRequest)(nil),  // 29: udpd.admin.v1.UpdateListenerRequest
 	(*UpdateListenerResponse)(nil), // 30: udpd.admin.v1.UpdateListenerResponse
-	(*timestamppb.Timestamp)(nil),  // 31: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 32: google.protobuf.Duration
-	(*fieldmaskpb.FieldMask)(nil),  // 33: google.protobuf.FieldMask
+	(*UpgradeRequest)(nil),         // 31: udpd.admin.v1.UpgradeRequest
+	(*UpgradeResponse)(nil),        // 32: udpd.admin.v1.UpgradeResponse
+	(*timestamppb.Timestamp)(nil),  // 33: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 34: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),  // 35: google.protobuf.FieldMask
 }
 var file_udpd_admin_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: udpd.admin.v1.Listener.state:type_name -> udpd.admin.v1.Listener.State
-	31, // 1: udpd.admin.v1.Listener.create_time:type_name -> google.protobuf.Timestamp
-	31, // 2: udpd.admin.v1.Listener.bind_time:type_name -> google.protobuf.Timestamp
+	33, // 1: udpd.admin.v1.Listener.create_time:type_name -> google.protobuf.Timestamp
+	33, // 2: udpd.admin.v1.Listener.bind_time:type_name -> google.protobuf.Timestamp
 	4,  // 3: udpd.admin.v1.Listener.stats:type_name -> udpd.admin.v1.Stats
 	3,  // 4: udpd.admin.v1.Listener.limits:type_name -> udpd.admin.v1.Limits
-	31, // 5: udpd.admin.v1.Stats.start_time:type_name -> google.protobuf.Timestamp
+	33, // 5: udpd.admin.v1.Stats.start_time:type_name -> google.protobuf.Timestamp
 	4,  // 6: udpd.admin.v1.ListenerStats.stats:type_name -> udpd.admin.v1.Stats
 	3,  // 7: udpd.admin.v1.StartListenerRequest.limits:type_name -> udpd.admin.v1.Limits
 	2,  // 8: udpd.admin.v1.StartListenerResponse.listener:type_name -> udpd.admin.v1.Listener
-	32, // 9: udpd.admin.v1.StopListenerRequest.drain_timeout:type_name -> google.protobuf.Duration
+	34, // 9: udpd.admin.v1.StopListenerRequest.drain_timeout:type_name -> google.protobuf.Duration
 	2,  // 10: udpd.admin.v1.StopListenerResponse.listener:type_name -> udpd.admin.v1.Listener
-	32, // 11: udpd.admin.v1.RebindListenerRequest.drain_timeout:type_name -> google.protobuf.Duration
+	34, // 11: udpd.admin.v1.RebindListenerRequest.drain_timeout:type_name -> google.protobuf.Duration
 	2,  // 12: udpd.admin.v1.RebindListenerResponse.listener:type_name -> udpd.admin.v1.Listener
 	2,  // 13: udpd.admin.v1.GetListenerResponse.listener:type_name -> udpd.admin.v1.Listener
 	2,  // 14: udpd.admin.v1.ListListenersResponse.listeners:type_name -> udpd.admin.v1.Listener
-	31, // 15: udpd.admin.v1.GetStatsResponse.time:type_name -> google.protobuf.Timestamp
+	33, // 15: udpd.admin.v1.GetStatsResponse.time:type_name -> google.protobuf.Timestamp
 	4,  // 16: udpd.admin.v1.GetStatsResponse.total:type_name -> udpd.admin.v1.Stats
 	5,  // 17: udpd.admin.v1.GetStatsResponse.listeners:type_name -> udpd.admin.v1.ListenerStats
-	32, // 18: udpd.admin.v1.WatchStatsRequest.interval:type_name -> google.protobuf.Duration
-	31, // 19: udpd.admin.v1.WatchStatsResponse.time:type_name -> google.protobuf.Timestamp
+	34, // 18: udpd.admin.v1.WatchStatsRequest.interval:type_name -> google.protobuf.Duration
+	33, // 19: udpd.admin.v1.WatchStatsResponse.time:type_name -> google.protobuf.Timestamp
 	4,  // 20: udpd.admin.v1.WatchStatsResponse.total:type_name -> udpd.admin.v1.Stats
 	5,  // 21: udpd.admin.v1.WatchStatsResponse.listeners:type_name -> udpd.admin.v1.ListenerStats
 	3,  // 22: udpd.admin.v1.ListenerConfig.limits:type_name -> udpd.admin.v1.Limits
 	22, // 23: udpd.admin.v1.GetConfigResponse.listeners:type_name -> udpd.admin.v1.ListenerConfig
 	22, // 24: udpd.admin.v1.ApplyConfigRequest.listeners:type_name -> udpd.admin.v1.ListenerConfig
-	32, // 25: udpd.admin.v1.ApplyConfigRequest.drain_timeout:type_name -> google.protobuf.Duration
+	34, // 25: udpd.admin.v1.ApplyConfigRequest.drain_timeout:type_name -> google.protobuf.Duration
 	27, // 26: udpd.admin.v1.ApplyConfigResponse.changes:type_name -> udpd.admin.v1.ConfigChange
 	1,  // 27: udpd.admin.v1.ConfigChange.action:type_name -> udpd.admin.v1.ConfigChange.Action
 	22, // 28: udpd.admin.v1.ConfigChange.config:type_name -> udpd.admin.v1.ListenerConfig
 	28, // 29: udpd.admin.v1.ConfigChange.fields:type_name -> udpd.admin.v1.FieldChange
 	3,  // 30: udpd.admin.v1.UpdateListenerRequest.limits:type_name -> udpd.admin.v1.Limits
-	33, // 31: udpd.admin.v1.UpdateListenerRequest.update_mask:type_name -> google.protobuf.FieldMask
+	35, // 31: udpd.admin.v1.UpdateListenerRequest.update_mask:type_name -> google.protobuf.FieldMask
 	2,  // 32: udpd.admin.v1.UpdateListenerResponse.listener:type_name -> udpd.admin.v1.Listener
-	6,  // 33: udpd.admin.v1.ListenerService.StartListener:input_type -> udpd.admin.v1.StartListenerRequest
-	8,  // 34: udpd.admin.v1.ListenerService.StopListener:input_type -> udpd.admin.v1.StopListenerRequest
-	10, // 35: udpd.admin.v1.ListenerService.RebindListener:input_type -> udpd.admin.v1.RebindListenerRequest
-	12, // 36: udpd.admin.v1.ListenerService.GetListener:input_type -> udpd.admin.v1.GetListenerRequest
-	14, // 37: udpd.admin.v1.ListenerService.ListListeners:input_type -> udpd.admin.v1.ListListenersRequest
-	16, // 38: udpd.admin.v1.ListenerService.GetStats:input_type -> udpd.admin.v1.GetStatsRequest
-	18, // 39: udpd.admin.v1.ListenerService.WatchStats:input_type -> udpd.admin.v1.WatchStatsRequest
-	20, // 40: udpd.admin.v1.ListenerService.GetVersion:input_type -> udpd.admin.v1.GetVersionRequest
-	23, // 41: udpd.admin.v1.ListenerService.GetConfig:input_type -> udpd.admin.v1.GetConfigRequest
-	25, // 42: udpd.admin.v1.ListenerService.ApplyConfig:input_type -> udpd.admin.v1.ApplyConfigRequest
-	29, // 43: udpd.admin.v1.ListenerService.UpdateListener:input_type -> udpd.admin.v1.UpdateListenerRequest
-	7,  // 44: udpd.admin.v1.ListenerService.StartListener:output_type -> udpd.admin.v1.StartListenerResponse
-	9,  // 45: udpd.admin.v1.ListenerService.StopListener:output_type -> udpd.admin.v1.StopListenerResponse
-	11, // 46: udpd.admin.v1.ListenerService.RebindListener:output_type -> udpd.admin.v1.RebindListenerResponse
-	13, // 47: udpd.admin.v1.ListenerService.GetListener:output_type -> udpd.admin.v1.GetListenerResponse
-	15, // 48: udpd.admin.v1.ListenerService.ListListeners:output_type -> udpd.admin.v1.ListListenersResponse
-	17, // 49: udpd.admin.v1.ListenerService.GetStats:output_type -> udpd.admin.v1.GetStatsResponse
-	19, // 50: udpd.admin.v1.ListenerService.WatchStats:output_type -> udpd.admin.v1.WatchStatsResponse
-	21, // 51: udpd.admin.v1.ListenerService.GetVersion:output_type -> udpd.admin.v1.GetVersionResponse
-	24, // 52: udpd.admin.v1.ListenerService.GetConfig:output_type -> udpd.admin.v1.GetConfigResponse
-	26, // 53: udpd.admin.v1.ListenerService.ApplyConfig:output_type -> udpd.admin.v1.ApplyConfigResponse
-	30, // 54: udpd.admin.v1.ListenerService.UpdateListener:output_type -> udpd.admin.v1.UpdateListenerResponse
-	44, // [44:55] is the sub-list for method output_type
-	33, // [33:44] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	34, // 33: udpd.admin.v1.UpgradeRequest.timeout:type_name -> google.protobuf.Duration
+	34, // 34: udpd.admin.v1.UpgradeResponse.ready_after:type_name -> google.protobuf.Duration
+	6,  // 35: udpd.admin.v1.ListenerService.StartListener:input_type -> udpd.admin.v1.StartListenerRequest
+	8,  // 36: udpd.admin.v1.ListenerService.StopListener:input_type -> udpd.admin.v1.StopListenerRequest
+	10, // 37: udpd.admin.v1.ListenerService.RebindListener:input_type -> udpd.admin.v1.RebindListenerRequest
+	12, // 38: udpd.admin.v1.ListenerService.GetListener:input_type -> udpd.admin.v1.GetListenerRequest
+	14, // 39: udpd.admin.v1.ListenerService.ListListeners:input_type -> udpd.admin.v1.ListListenersRequest
+	16, // 40: udpd.admin.v1.ListenerService.GetStats:input_type -> udpd.admin.v1.GetStatsRequest
+	18, // 41: udpd.admin.v1.ListenerService.WatchStats:input_type -> udpd.admin.v1.WatchStatsRequest
+	20, // 42: udpd.admin.v1.ListenerService.GetVersion:input_type -> udpd.admin.v1.GetVersionRequest
+	23, // 43: udpd.admin.v1.ListenerService.GetConfig:input_type -> udpd.admin.v1.GetConfigRequest
+	25, // 44: udpd.admin.v1.ListenerService.ApplyConfig:input_type -> udpd.admin.v1.ApplyConfigRequest
+	29, // 45: udpd.admin.v1.ListenerService.UpdateListener:input_type -> udpd.admin.v1.UpdateListenerRequest
+	31, // 46: udpd.admin.v1.DaemonService.Upgrade:input_type -> udpd.admin.v1.UpgradeRequest
+	7,  // 47: udpd.admin.v1.ListenerService.StartListener:output_type -> udpd.admin.v1.StartListenerResponse
+	9,  // 48: udpd.admin.v1.ListenerService.StopListener:output_type -> udpd.admin.v1.StopListenerResponse
+	11, // 49: udpd.admin.v1.ListenerService.RebindListener:output_type -> udpd.admin.v1.RebindListenerResponse
+	13, // 50: udpd.admin.v1.ListenerService.GetListener:output_type -> udpd.admin.v1.GetListenerResponse
+	15, // 51: udpd.admin.v1.ListenerService.ListListeners:output_type -> udpd.admin.v1.ListListenersResponse
+	17, // 52: udpd.admin.v1.ListenerService.GetStats:output_type -> udpd.admin.v1.GetStatsResponse
+	19, // 53: udpd.admin.v1.ListenerService.WatchStats:output_type -> udpd.admin.v1.WatchStatsResponse
+	21, // 54: udpd.admin.v1.ListenerService.GetVersion:output_type -> udpd.admin.v1.GetVersionResponse
+	24, // 55: udpd.admin.v1.ListenerService.GetConfig:output_type -> udpd.admin.v1.GetConfigResponse
+	26, // 56: udpd.admin.v1.ListenerService.ApplyConfig:output_type -> udpd.admin.v1.ApplyConfigResponse
+	30, // 57: udpd.admin.v1.ListenerService.UpdateListener:output_type -> udpd.admin.v1.UpdateListenerResponse
+	32, // 58: udpd.admin.v1.DaemonService.Upgrade:output_type -> udpd.admin.v1.UpgradeResponse
+	47, // [47:59] is the sub-list for method output_type
+	35, // [35:47] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_udpd_admin_v1_admin_proto_init() }
@@ -2382,9 +2519,9 @@ func file_udpd_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_udpd_admin_v1_admin_proto_rawDesc), len(file_udpd_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_udpd_admin_v1_admin_proto_goTypes,
 		DependencyIndexes: file_udpd_admin_v1_admin_proto_depIdxs,

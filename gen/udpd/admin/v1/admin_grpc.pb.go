@@ -46,7 +46,7 @@ const (
 // domain is "udpd.admin.v1" and whose reason is one of LISTENER_NOT_FOUND,
 // LISTENER_ALREADY_EXISTS, INVALID_ADDRESS, INVALID_ID, INVALID_ARGUMENT,
 // ADDRESS_IN_USE, BIND_PERMISSION_DENIED, ADDRESS_NOT_AVAILABLE,
-// LISTENER_QUOTA_EXCEEDED, STATE_SAVE_FAILED, SHUTTING_DOWN,
+// LISTENER_QUOTA_EXCEEDED, STATE_SAVE_FAILED, SHUTTING_DOWN, UPGRADING,
 // CONFIG_VERSION_MISMATCH (ABORTED), CONFIG_FILE_MANAGED (FAILED_PRECONDITION),
 // UNAUTHENTICATED, DEADLINE_EXCEEDED, CANCELED or INTERNAL. Bad fields also
 // carry a google.rpc.BadRequest detail naming the field.
@@ -73,7 +73,9 @@ type ListenerServiceClient interface {
 	GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*GetStatsResponse, error)
 	// WatchStats sends a snapshot at the next 100 ms tick and then one per
 	// interval, until the client cancels, the watched listener is stopped
-	// (NOT_FOUND) or the daemon shuts down (UNAVAILABLE). Streams share the
+	// (NOT_FOUND), the daemon shuts down (UNAVAILABLE, SHUTTING_DOWN) or it hands
+	// over to a new process (UNAVAILABLE, UPGRADING: reconnect to watch the new
+	// one). Streams share the
 	// daemon's counter readings; at most --max-watchers run at once
 	// (RESOURCE_EXHAUSTED, reason WATCHER_QUOTA_EXCEEDED, beyond).
 	WatchStats(ctx context.Context, in *WatchStatsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchStatsResponse], error)
@@ -238,7 +240,7 @@ func (c *listenerServiceClient) UpdateListener(ctx context.Context, in *UpdateLi
 // domain is "udpd.admin.v1" and whose reason is one of LISTENER_NOT_FOUND,
 // LISTENER_ALREADY_EXISTS, INVALID_ADDRESS, INVALID_ID, INVALID_ARGUMENT,
 // ADDRESS_IN_USE, BIND_PERMISSION_DENIED, ADDRESS_NOT_AVAILABLE,
-// LISTENER_QUOTA_EXCEEDED, STATE_SAVE_FAILED, SHUTTING_DOWN,
+// LISTENER_QUOTA_EXCEEDED, STATE_SAVE_FAILED, SHUTTING_DOWN, UPGRADING,
 // CONFIG_VERSION_MISMATCH (ABORTED), CONFIG_FILE_MANAGED (FAILED_PRECONDITION),
 // UNAUTHENTICATED, DEADLINE_EXCEEDED, CANCELED or INTERNAL. Bad fields also
 // carry a google.rpc.BadRequest detail naming the field.
@@ -265,7 +267,9 @@ type ListenerServiceServer interface {
 	GetStats(context.Context, *GetStatsRequest) (*GetStatsResponse, error)
 	// WatchStats sends a snapshot at the next 100 ms tick and then one per
 	// interval, until the client cancels, the watched listener is stopped
-	// (NOT_FOUND) or the daemon shuts down (UNAVAILABLE). Streams share the
+	// (NOT_FOUND), the daemon shuts down (UNAVAILABLE, SHUTTING_DOWN) or it hands
+	// over to a new process (UNAVAILABLE, UPGRADING: reconnect to watch the new
+	// one). Streams share the
 	// daemon's counter readings; at most --max-watchers run at once
 	// (RESOURCE_EXHAUSTED, reason WATCHER_QUOTA_EXCEEDED, beyond).
 	WatchStats(*WatchStatsRequest, grpc.ServerStreamingServer[WatchStatsResponse]) error
@@ -597,5 +601,135 @@ var ListenerService_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 		},
 	},
+	Metadata: "udpd/admin/v1/admin.proto",
+}
+
+const (
+	DaemonService_Upgrade_FullMethodName = "/udpd.admin.v1.DaemonService/Upgrade"
+)
+
+// DaemonServiceClient is the client API for DaemonService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// DaemonService manages the udpd process itself. Its errors carry an
+// ErrorInfo like ListenerService's, with the reasons UPGRADE_FAILED and
+// UPGRADING besides the common ones.
+type DaemonServiceClient interface {
+	// Upgrade replaces the running udpd with a new process of the binary at
+	// its path, losing nothing: the new process inherits every listener
+	// socket, the admin and metrics listeners and the state file's lock,
+	// and reports ready; then this process stops reading, hands over its
+	// counters (totals, ids and generations continue), ends WatchStats
+	// streams with UNAVAILABLE (UPGRADING), answers this call and exits.
+	// Listener changes fail with UNAVAILABLE (UPGRADING) meanwhile. If the
+	// new process fails to start, exits before it is ready, or is not ready
+	// within the timeout, it is killed, this process serves on unchanged and
+	// the call fails with FAILED_PRECONDITION (UPGRADE_FAILED) saying why.
+	Upgrade(ctx context.Context, in *UpgradeRequest, opts ...grpc.CallOption) (*UpgradeResponse, error)
+}
+
+type daemonServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewDaemonServiceClient(cc grpc.ClientConnInterface) DaemonServiceClient {
+	return &daemonServiceClient{cc}
+}
+
+func (c *daemonServiceClient) Upgrade(ctx context.Context, in *UpgradeRequest, opts ...grpc.CallOption) (*UpgradeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpgradeResponse)
+	err := c.cc.Invoke(ctx, DaemonService_Upgrade_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DaemonServiceServer is the server API for DaemonService service.
+// All implementations must embed UnimplementedDaemonServiceServer
+// for forward compatibility.
+//
+// DaemonService manages the udpd process itself. Its errors carry an
+// ErrorInfo like ListenerService's, with the reasons UPGRADE_FAILED and
+// UPGRADING besides the common ones.
+type DaemonServiceServer interface {
+	// Upgrade replaces the running udpd with a new process of the binary at
+	// its path, losing nothing: the new process inherits every listener
+	// socket, the admin and metrics listeners and the state file's lock,
+	// and reports ready; then this process stops reading, hands over its
+	// counters (totals, ids and generations continue), ends WatchStats
+	// streams with UNAVAILABLE (UPGRADING), answers this call and exits.
+	// Listener changes fail with UNAVAILABLE (UPGRADING) meanwhile. If the
+	// new process fails to start, exits before it is ready, or is not ready
+	// within the timeout, it is killed, this process serves on unchanged and
+	// the call fails with FAILED_PRECONDITION (UPGRADE_FAILED) saying why.
+	Upgrade(context.Context, *UpgradeRequest) (*UpgradeResponse, error)
+	mustEmbedUnimplementedDaemonServiceServer()
+}
+
+// UnimplementedDaemonServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedDaemonServiceServer struct{}
+
+func (UnimplementedDaemonServiceServer) Upgrade(context.Context, *UpgradeRequest) (*UpgradeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Upgrade not implemented")
+}
+func (UnimplementedDaemonServiceServer) mustEmbedUnimplementedDaemonServiceServer() {}
+func (UnimplementedDaemonServiceServer) testEmbeddedByValue()                       {}
+
+// UnsafeDaemonServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to DaemonServiceServer will
+// result in compilation errors.
+type UnsafeDaemonServiceServer interface {
+	mustEmbedUnimplementedDaemonServiceServer()
+}
+
+func RegisterDaemonServiceServer(s grpc.ServiceRegistrar, srv DaemonServiceServer) {
+	// If the following call panics, it indicates UnimplementedDaemonServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&DaemonService_ServiceDesc, srv)
+}
+
+func _DaemonService_Upgrade_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpgradeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServiceServer).Upgrade(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DaemonService_Upgrade_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServiceServer).Upgrade(ctx, req.(*UpgradeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// DaemonService_ServiceDesc is the grpc.ServiceDesc for DaemonService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var DaemonService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "udpd.admin.v1.DaemonService",
+	HandlerType: (*DaemonServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Upgrade",
+			Handler:    _DaemonService_Upgrade_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
 	Metadata: "udpd/admin/v1/admin.proto",
 }
