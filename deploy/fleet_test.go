@@ -49,7 +49,7 @@ func routerSide(i int) string { return fmt.Sprintf("198.51.100.%d", 4*i+1) }
 // running udpd and owning the same address on its loopback; a router
 // namespace with an ECMP route to that address over the three, hashed on
 // layer 4 (fib_multipath_hash_policy=1); a client namespace. One udpctl
-// command through named contexts configures all three daemons. Many
+// udpctl apply through named contexts configures all three daemons. Many
 // client flows reach the anycast address, spread over the hosts, and every
 // reply comes from that address, for a listener bound to it and for a
 // wildcard one. Then one host's udpd gets SIGTERM; a health checker (as an
@@ -253,6 +253,12 @@ func (f *fleet) startDaemon(i int) {
 // stdout; a non-zero exit fails the test.
 func (f *fleet) udpctl(args ...string) []byte {
 	f.t.Helper()
+	return f.udpctlExit(0, args...)
+}
+
+// udpctlExit is udpctl for a command that should exit with code want.
+func (f *fleet) udpctlExit(want int, args ...string) []byte {
+	f.t.Helper()
 	cfg := filepath.Join(f.dir, "udpctl.yaml")
 	if _, err := os.Stat(cfg); err != nil {
 		var b strings.Builder
@@ -269,8 +275,15 @@ func (f *fleet) udpctl(args ...string) []byte {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
-	if err != nil {
-		f.t.Fatalf("udpctl %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.Bytes())
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		f.t.Fatal(err)
+	}
+	if code != want {
+		f.t.Fatalf("udpctl %s: exit %d, want %d\n%s%s", strings.Join(args, " "), code, want, out, stderr.Bytes())
 	}
 	return out
 }
@@ -284,18 +297,38 @@ func allHosts() string {
 	return strings.Join(names, ",")
 }
 
-// configure starts the same two listeners on every host with one udpctl
-// command each, through the contexts.
+// configure has every host run the same two listeners, with one udpctl
+// apply through the contexts: exit 3 (changed) and a "+" line per
+// listener and host; a second apply changes nothing anywhere (exit 0).
 func (f *fleet) configure() {
-	for _, l := range []struct {
-		name, host string
-		port       int
-	}{{"vip", vip, vipPort}, {"wild", "0.0.0.0", wildPort}} {
-		out := f.udpctl("--context", allHosts(), "listeners", "start", "--name", l.name, "--host", l.host, "--port", strconv.Itoa(l.port))
-		for i := 1; i <= hosts; i++ {
-			want := fmt.Sprintf(`(?m)^h%d +%s +%s:%d +%s:%d +running `, i, l.name, regexp.QuoteMeta(l.host), l.port, regexp.QuoteMeta(l.host), l.port)
+	file := filepath.Join(f.dir, "fleet.yaml")
+	conf := fmt.Sprintf("listeners:\n  - id: vip\n    address: %s:%d\n  - id: wild\n    address: 0.0.0.0:%d\n", vip, vipPort, wildPort)
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		f.t.Fatal(err)
+	}
+	out := f.udpctlExit(3, "--context", allHosts(), "apply", "-f", file)
+	for i := 1; i <= hosts; i++ {
+		for _, want := range []string{
+			fmt.Sprintf(`(?m)^h%d: \+ vip +address=%s:%d\b`, i, regexp.QuoteMeta(vip), vipPort),
+			fmt.Sprintf(`(?m)^h%d: \+ wild +address=0\.0\.0\.0:%d\b`, i, wildPort),
+		} {
 			if !regexp.MustCompile(want).Match(out) {
-				f.t.Fatalf("udpctl listeners start: no row matching %q in\n%s", want, out)
+				f.t.Fatalf("udpctl apply: no line matching %q in\n%s", want, out)
+			}
+		}
+	}
+	out = f.udpctlExit(0, "--context", allHosts(), "apply", "-f", file)
+	if n := strings.Count(string(out), ": no changes\n"); n != hosts {
+		f.t.Fatalf("udpctl apply again: %d daemons say no changes, want %d:\n%s", n, hosts, out)
+	}
+	out = f.udpctl("--context", allHosts(), "listeners", "list")
+	for i := 1; i <= hosts; i++ {
+		for _, want := range []string{
+			fmt.Sprintf(`(?m)^h%d +vip +%s:%d +%s:%d +running `, i, regexp.QuoteMeta(vip), vipPort, regexp.QuoteMeta(vip), vipPort),
+			fmt.Sprintf(`(?m)^h%d +wild +0\.0\.0\.0:%d +0\.0\.0\.0:%d +running `, i, wildPort, wildPort),
+		} {
+			if !regexp.MustCompile(want).Match(out) {
+				f.t.Fatalf("udpctl listeners list: no row matching %q in\n%s", want, out)
 			}
 		}
 	}
