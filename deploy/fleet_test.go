@@ -123,6 +123,7 @@ func newFleet(t *testing.T) *fleet {
 	if _, err := exec.LookPath("ip"); err != nil {
 		skipOrFail(t, "no ip command (Debian package iproute2)")
 	}
+	removeStale(t)
 	suffix := make([]byte, 3)
 	rand.Read(suffix)
 	prefix := fmt.Sprintf("udpd-fleet-%d-%s", os.Getpid(), hex.EncodeToString(suffix))
@@ -145,6 +146,34 @@ func newFleet(t *testing.T) *fleet {
 		})
 	}
 	return f
+}
+
+var staleName = regexp.MustCompile(`^udpd-fleet-(\d+)-[0-9a-f]+-\w+$`)
+
+// removeStale deletes the namespaces of earlier runs whose process is
+// gone: a run killed by a timeout has no chance to clean up.
+func removeStale(t *testing.T) {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		m := staleName.FindStringSubmatch(f[0])
+		if m == nil {
+			continue
+		}
+		pid, _ := strconv.Atoi(m[1])
+		if pid == os.Getpid() || unix.Kill(pid, 0) != unix.ESRCH {
+			continue
+		}
+		if out, err := exec.Command("ip", "netns", "del", f[0]).CombinedOutput(); err != nil {
+			t.Logf("removing stale namespace %s: %v: %s", f[0], err, out)
+		}
+	}
 }
 
 func skipOrFail(t *testing.T, why string) {
