@@ -60,9 +60,20 @@ func TestRebindUnderLoad(t *testing.T) {
 			}
 		}()
 	}
+	// Each address serves some traffic before the next rebind: wait for
+	// replies to come, not for a guessed time.
+	traffic := func() {
+		t.Helper()
+		want := answered.Load() + 20
+		for deadline := time.Now().Add(10 * time.Second); answered.Load() < want; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no traffic answered in 10 s (answered %d, lost %d)", answered.Load(), lost.Load())
+			}
+		}
+	}
 	hosts := []string{"127.0.0.2", "127.0.0.1"}
 	for i := range rebinds {
-		time.Sleep(50 * time.Millisecond)
+		traffic()
 		nl, err := m.Rebind(ctx(t), "busy", hosts[i%2]+":0", time.Second)
 		if err != nil {
 			t.Fatalf("rebind %d: %v", i, err)
@@ -70,7 +81,7 @@ func TestRebindUnderLoad(t *testing.T) {
 		a := nl.BoundAddress
 		cur.Store(&a)
 	}
-	time.Sleep(50 * time.Millisecond)
+	traffic()
 	close(stop)
 	wg.Wait()
 

@@ -83,7 +83,7 @@ func TestSendLateReplyIsNotTheNextLinesReply(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	code := Run(ctx, []string{"send", "--server", addr, "--timeout", "100ms"}, stdin, &out, &errOut)
+	code := Run(ctx, []string{"send", "--server", addr, "--reply-timeout", "100ms"}, stdin, &out, &errOut)
 	stdin.Close()
 	if err := <-feed; err != nil {
 		t.Fatal(err)
@@ -108,18 +108,22 @@ func TestSendAcceptsLateReplyToEarlierAttempt(t *testing.T) {
 	go func() {
 		defer close(done)
 		buf := make([]byte, 2048)
-		// Answer only the first datagram, 150ms late (the client waits
-		// 100ms per attempt), and ignore the rest.
+		// Answer only the first datagram, and only once the second
+		// attempt has come (so after the first timed out); ignore the
+		// rest.
 		pc.SetReadDeadline(time.Now().Add(10 * time.Second))
 		n, from, err := pc.ReadFrom(buf)
 		if err != nil {
 			return
 		}
-		time.Sleep(150 * time.Millisecond)
-		pc.WriteTo(bytes.ToUpper(buf[:n]), from)
+		first := bytes.ToUpper(buf[:n])
+		if _, _, err := pc.ReadFrom(buf); err != nil {
+			return
+		}
+		pc.WriteTo(first, from)
 	}()
 	var out, errOut bytes.Buffer
-	code := Run(context.Background(), []string{"send", "--server", pc.LocalAddr().String(), "--timeout", "100ms", "--retries", "5", "-o", "json", "late"}, nil, &out, &errOut)
+	code := Run(context.Background(), []string{"send", "--server", pc.LocalAddr().String(), "--reply-timeout", "100ms", "--retries", "5", "-o", "json", "late"}, nil, &out, &errOut)
 	<-done
 	if code != ExitOK {
 		t.Fatalf("send exited %d: %s", code, errOut.String())
