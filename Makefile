@@ -5,6 +5,7 @@ BUF     := $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 FUZZTIME ?= 20s
 SOAK    ?= 60s
 BIN     ?= bin
+TESTPKGS ?= ./...
 
 # Version stamping: from git when there is a checkout, else empty, and the
 # binaries fall back to what git archive wrote into
@@ -64,8 +65,17 @@ run: ## Run udpd with its defaults (UDP 127.0.0.1:12000, admin 127.0.0.1:50051);
 	@set -m; $(BIN)/udpd $(ARGS)
 
 .PHONY: test
-test: ## Run every test with the race detector (the README's test command)
-	$(GO) test -race ./...
+test: ## Run every test with the race detector (the README's test command); says what runs every 20 s
+	@echo "$(GO) test -race $(TESTPKGS)"
+	@# go test prints a package's result only when every package before it
+	@# is done; a heartbeat shows which test binaries are running meanwhile.
+	@# The ok/FAIL lines are go test's own.
+	@$(GO) test -race $(TESTPKGS) & gopid=$$!; \
+	( start=$$(date +%s); while sleep 20; do \
+	    running=$$(ps -o args= --ppid $$gopid 2>/dev/null | sed -n 's|^[^ ]*/\([^/ ]*\)\.test\( .*\)\{0,1\}$$|\1|p' | tr '\n' ' '); \
+	    echo "make test: $$(( $$(date +%s) - start ))s, running: $${running:-(building)}"; \
+	  done ) & hb=$$!; \
+	wait $$gopid; rc=$$?; kill $$hb 2>/dev/null; exit $$rc
 
 .PHONY: lint
 lint: ## go vet, gofmt, buf lint and buf format
