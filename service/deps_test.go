@@ -90,3 +90,16 @@ func packagePrefix(name string) string {
 	}
 	return "Package " + name + " "
 }
+
+// TestDaemonRegistersNoCompressor: WatchStats encodes a snapshot once and
+// sends the same bytes on every stream (service/admin watchMessage), which
+// is right only while every stream encodes alike: no gRPC compressor may
+// be linked into udpd (importing one registers it, and streams whose
+// client compresses would then compress their replies).
+func TestDaemonRegistersNoCompressor(t *testing.T) {
+	for _, dep := range goList(t, "-deps", module+"/cmd/udpd") {
+		if strings.HasPrefix(dep, "google.golang.org/grpc/encoding/") && dep != "google.golang.org/grpc/encoding/proto" && dep != "google.golang.org/grpc/encoding/internal" {
+			t.Errorf("udpd links %s; WatchStats's shared encoding assumes no compressor", dep)
+		}
+	}
+}

@@ -42,8 +42,8 @@ type Service struct {
 	configFile string // set: changes are refused (see Options.ConfigFile)
 
 	watchMu   sync.Mutex
-	watchSnap *manager.Snapshot           // the last snapshot converted for all listeners
-	watchResp *adminv1.WatchStatsResponse // its conversion, shared by the streams
+	watchSnap *manager.Snapshot // the last snapshot encoded for all listeners
+	watchMsg  *grpc.PreparedMsg // its encoding, sent by every stream
 }
 
 var _ adminv1.ListenerServiceServer = (*Service)(nil)
@@ -184,7 +184,7 @@ func (s *Service) GetStats(_ context.Context, req *adminv1.GetStatsRequest) (*ad
 // WatchStats implements adminv1.ListenerServiceServer: a snapshot at the
 // sampler's next tick, then one per interval. Every stream shares the
 // sampler's readings (one per tick, however many streams) and, when it
-// watches every listener, their conversion to protobuf.
+// watches every listener, their encoding.
 func (s *Service) WatchStats(req *adminv1.WatchStatsRequest, stream grpc.ServerStreamingServer[adminv1.WatchStatsResponse]) error {
 	id := req.GetListenerId()
 	if err := validateOptionalID(id); err != nil {
@@ -213,11 +213,11 @@ func (s *Service) WatchStats(req *adminv1.WatchStatsRequest, stream grpc.ServerS
 			if !ok {
 				return toStatus(fmt.Errorf("watch: %w", sampler.ErrStopped))
 			}
-			resp, err := s.watchResponse(snap, id)
+			msg, err := s.watchMessage(stream, snap, id)
 			if err != nil {
 				return toStatus(err)
 			}
-			if err := stream.Send(resp); err != nil {
+			if err := stream.SendMsg(msg); err != nil {
 				return err
 			}
 		case <-stream.Context().Done():
@@ -233,10 +233,12 @@ func (s *Service) WatchStats(req *adminv1.WatchStatsRequest, stream grpc.ServerS
 	}
 }
 
-// watchResponse converts snap for a stream watching listener id (all when
-// empty). The conversion for all listeners is made once per snapshot and
-// shared: streams only read it.
-func (s *Service) watchResponse(snap *manager.Snapshot, id string) (*adminv1.WatchStatsResponse, error) {
+// watchMessage is what a stream watching listener id (all when empty)
+// sends for snap. For all listeners, the message is converted and encoded
+// once per snapshot and the same bytes go to every stream: udpd registers
+// no gRPC compressor (service/deps_test.go checks), so every stream
+// encodes alike.
+func (s *Service) watchMessage(stream grpc.ServerStream, snap *manager.Snapshot, id string) (any, error) {
 	if id != "" {
 		l, ok := snap.Listener(id)
 		if !ok {
@@ -259,9 +261,13 @@ func (s *Service) watchResponse(snap *manager.Snapshot, id string) (*adminv1.Wat
 		for i, l := range snap.Listeners {
 			resp.Listeners[i] = &adminv1.ListenerStats{ListenerId: l.ID, Stats: statsToProto(l.Stats)}
 		}
-		s.watchSnap, s.watchResp = snap, resp
+		msg := new(grpc.PreparedMsg)
+		if err := msg.Encode(stream, resp); err != nil {
+			return nil, fmt.Errorf("watch: encode: %w", err)
+		}
+		s.watchSnap, s.watchMsg = snap, msg
 	}
-	return s.watchResp, nil
+	return s.watchMsg, nil
 }
 
 func duration(field string, d *durationpb.Duration) (time.Duration, error) {

@@ -35,6 +35,10 @@ func TestKernelDropsCounted(t *testing.T) {
 	if s.DatagramsReceived+s.KernelDrops != sent {
 		t.Errorf("received %d + kernel drops %d = %d, want the %d sent", s.DatagramsReceived, s.KernelDrops, s.DatagramsReceived+s.KernelDrops, sent)
 	}
+	// Counters, with no system call, has the count the last Stats read.
+	if c := l.Counters(); c != s {
+		t.Errorf("Counters after Stats: got %+v, want %+v", c, s)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	l.Shutdown(ctx)

@@ -238,6 +238,18 @@ func (l *Listener) Close() error {
 	return l.closeErr
 }
 
+// Counters returns the sum of the workers' counters like Stats, without
+// a system call: KernelDrops is the count the last Stats read.
+func (l *Listener) Counters() Stats {
+	s := Stats{Start: l.start}
+	for _, w := range l.workers {
+		ws := w.c.load()
+		ws.KernelDrops = w.kernelDrops.Load()
+		s = s.Add(ws)
+	}
+	return s
+}
+
 // Stats returns the sum of the workers' counters.
 func (l *Listener) Stats() Stats {
 	s := Stats{Start: l.start}

@@ -50,4 +50,10 @@ func TestSnapshot(t *testing.T) {
 	if _, ok := s.Listener("a"); ok {
 		t.Errorf(`Listener("a"): found a stopped listener`)
 	}
+	// With no traffic since, a QuickSnapshot (no system call) reads the
+	// same counters.
+	q := m.QuickSnapshot()
+	if len(q.Listeners) != 2 || q.Total != s.Total || q.Listeners[0].Stats != s.Listeners[0].Stats || q.Listeners[1].Stats != s.Listeners[1].Stats {
+		t.Errorf("QuickSnapshot: got total %+v, listeners %+v; want those of Snapshot", q.Total, q.Listeners)
+	}
 }

@@ -6,7 +6,9 @@
 // watcher's interval is rounded to a whole number of ticks, so however many
 // watchers there are and whatever intervals they ask for, the counters are
 // read at most once per tick, and only on ticks where someone is due. A
-// snapshot is shared, never copied: receivers must not change it.
+// snapshot is shared, never copied: receivers must not change it. The
+// kernel's drop counts, a system call per socket, are read at most once a
+// second; the ticks between carry the last counts.
 //
 // sampler never imports gRPC or protobuf; the admin edge translates.
 package sampler
@@ -15,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +43,12 @@ var (
 // Source is what a Sampler reads: a *manager.Manager.
 type Source interface {
 	Snapshot() manager.Snapshot
+}
+
+// quickSource is a Source that can also read without system calls, its
+// kernel drop counts as of the last Snapshot (a *manager.Manager).
+type quickSource interface {
+	QuickSnapshot() manager.Snapshot
 }
 
 // Options configure a Sampler.
@@ -71,6 +80,7 @@ type Sampler struct {
 	watchers map[*Watcher]struct{}
 	stopped  bool
 	histNext int64 // tick of the next history sample
+	lastFull int64 // tick of the last full Snapshot; only Run's goroutine uses it
 
 	hmu  sync.Mutex
 	hist *history // nil without Options.History
@@ -95,6 +105,7 @@ func New(src Source, opts Options) *Sampler {
 		perSec:   max(1, int64(time.Second/opts.Tick)),
 		wake:     make(chan struct{}, 1),
 		watchers: make(map[*Watcher]struct{}),
+		lastFull: math.MinInt64 / 2,
 	}
 	if opts.History > 0 {
 		s.hist = newHistory(int(max(opts.History/time.Second, 1)), opts.HistoryListeners)
@@ -235,7 +246,15 @@ func (s *Sampler) tick(k int64) {
 		return
 	}
 
-	snap := s.src.Snapshot()
+	// The kernel's drop counts cost a system call per socket: read them
+	// once a second (with the history), the other counters every tick.
+	var snap manager.Snapshot
+	if q, ok := s.src.(quickSource); ok && !record && k-s.lastFull < s.perSec {
+		snap = q.QuickSnapshot()
+	} else {
+		snap = s.src.Snapshot()
+		s.lastFull = k
+	}
 	s.reads.Add(1)
 	s.latestP.Store(&snap)
 	if record {

@@ -190,3 +190,41 @@ func TestHistoryTick(t *testing.T) {
 		t.Errorf("history samples: got %d, want 4", len(h.Times))
 	}
 }
+
+// quickSource also reads without system calls; it counts both kinds.
+type quickCounting struct {
+	countingSource
+	quick uint64
+}
+
+func (q *quickCounting) QuickSnapshot() manager.Snapshot {
+	q.quick++
+	return q.countingSource.Snapshot()
+}
+
+// TestKernelDropsOncePerSecond checks that with a 100 ms watcher the
+// sampler reads the kernel's drop counts (a full Snapshot) once per second
+// and quick snapshots between, and always full with the history.
+func TestKernelDropsOncePerSecond(t *testing.T) {
+	src := &quickCounting{}
+	s := newTestSampler(src, Options{})
+	s.Watch(100 * time.Millisecond)
+	for k := range int64(25) {
+		s.tick(k)
+	}
+	if full := src.reads - src.quick; full != 3 || src.quick != 22 {
+		t.Errorf("25 ticks at 100 ms: got %d full and %d quick readings, want 3 (ticks 0, 10, 20) and 22", full, src.quick)
+	}
+
+	src = &quickCounting{}
+	s = newTestSampler(src, Options{History: time.Minute})
+	s.Watch(100 * time.Millisecond)
+	for k := range int64(5) {
+		s.tick(k)
+	}
+	s.lastFull = -100 // as if the last full reading were long ago
+	s.tick(5)
+	if full := src.reads - src.quick; full != 2 || src.quick != 4 {
+		t.Errorf("got %d full and %d quick readings, want 2 (history at tick 0, stale at 5) and 4", full, src.quick)
+	}
+}
