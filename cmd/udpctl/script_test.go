@@ -87,6 +87,7 @@ func scriptParams(t *testing.T, dir string) testscript.Params {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"waitready":  cmdWaitReady,
 			"sigterm":    cmdSigterm,
+			"sighup":     cmdSighup,
 			"exits":      cmdExits,
 			"jsondocs":   cmdJSONDocs,
 			"jsoneq":     cmdJSONEq,
@@ -187,6 +188,19 @@ func cmdSigterm(ts *testscript.TestScript, neg bool, args []string) {
 	for _, c := range ts.BackgroundCmds() {
 		if c.Process != nil {
 			ts.Check(c.Process.Signal(syscall.SIGTERM))
+		}
+	}
+}
+
+// sighup sends SIGHUP to every background command (udpd --config
+// reloads its configuration file).
+func cmdSighup(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: sighup")
+	}
+	for _, c := range ts.BackgroundCmds() {
+		if c.Process != nil {
+			ts.Check(c.Process.Signal(syscall.SIGHUP))
 		}
 	}
 }

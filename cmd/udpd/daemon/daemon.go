@@ -83,6 +83,21 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if cfg.configFile != "" {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		rctx, stopReload := context.WithCancel(ctx)
+		reloaded := make(chan struct{})
+		defer func() { stopReload(); <-reloaded }()
+		r := d.reloader()
+		go func() {
+			defer close(reloaded)
+			if err := r.run(rctx, hup); err != nil {
+				log.Error("configuration reloads stopped; SIGHUP no longer reloads", "err", err)
+			}
+		}()
+	}
 	usr2 := make(chan os.Signal, 1)
 	signal.Notify(usr2, syscall.SIGUSR2)
 	defer signal.Stop(usr2)
@@ -138,6 +153,7 @@ type daemon struct {
 	upMu       sync.Mutex    // held by an upgrade
 	leaving    atomic.Bool   // an upgrade succeeded: the new process serves
 	handedOver chan struct{} // closed once the upgrade has handed over
+	configSum  [32]byte      // digest of the --config file as started
 }
 
 // start binds the admin API (and metrics), starts the listeners, serves,
@@ -209,8 +225,16 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *daemon, err e
 		adopted = in.adopted
 	} else {
 		resumed := cfg.resume && store != nil && store.Exists()
-		specs, err = initialSpecs(cfg, store, log)
-		if err != nil {
+		if cfg.configFile != "" {
+			// The file says what runs: it wins over --resume.
+			if specs, d.configSum, err = readConfigFile(cfg.configFile); err != nil {
+				return nil, err
+			}
+			if cfg.resume {
+				log.Warn("--resume ignored: --config says which listeners run", "config", cfg.configFile)
+			}
+			resumed = false
+		} else if specs, err = initialSpecs(cfg, store, log); err != nil {
 			return nil, err
 		}
 		var actFiles []*os.File
@@ -219,7 +243,7 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *daemon, err e
 			return nil, err
 		}
 		defer closeFiles(actFiles) // the listeners hold duplicates
-		specs = mergeActivated(adopted, specs, !cfg.listenGiven && !resumed, log)
+		specs = mergeActivated(adopted, specs, !cfg.listenGiven && !resumed && cfg.configFile == "", log)
 	}
 
 	// Bind the admin API (and metrics) before touching the state file, so
@@ -251,6 +275,9 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *daemon, err e
 	aopts := admin.Options{Logger: log, TLS: tlsCfg, Token: token, Sampler: d.smp,
 		Version:  admin.Version{Version: bi.Version, Revision: bi.Revision, GoVersion: bi.GoVersion},
 		Upgrader: d}
+	if cfg.configFile != "" && !cfg.allowImperative {
+		aopts.ConfigFile = cfg.configFile
+	}
 	if cfg.metrics != "" {
 		ms := newMetrics(d.m)
 		page := status.Handler(status.Options{Sampler: d.smp, Version: buildinfo.Version(), Start: time.Now(), Health: d.health})
@@ -338,6 +365,24 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *daemon, err e
 		}
 	}
 	return d, nil
+}
+
+// reloader applies --config again on SIGHUP and when it changes, and
+// rewrites the ready file after each reload that succeeded.
+func (d *daemon) reloader() *reloader {
+	r := &reloader{path: d.cfg.configFile, m: d.m, log: d.log, last: d.configSum}
+	if d.cfg.readyFile != "" {
+		r.after = func(_ manager.Plan, err error) {
+			if err != nil {
+				return
+			}
+			ls, _ := d.m.List("", 0)
+			if err := writeReady(d.cfg.readyFile, d.adminAddr, d.metricsAddr, ls); err != nil {
+				d.log.Warn("ready file not rewritten after the reload", "err", err)
+			}
+		}
+	}
+	return r
 }
 
 // health is the admin API's health for the status page: SERVING until

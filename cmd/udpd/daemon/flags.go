@@ -20,19 +20,23 @@ import (
 
 // config is what the command line says.
 type config struct {
-	listen       []string
-	admin        string
-	statePath    string
-	resume       bool
-	workers      int
-	maxListeners int
-	maxWatchers  int
-	drainTimeout time.Duration
-	logLevel     slog.Level
-	logFormat    string
-	readyFile    string
-	version      bool
-	help         bool
+	listen    []string
+	admin     string
+	statePath string
+	resume    bool
+	// configFile, when set, is the declarative configuration: the
+	// listeners to run, reloaded on SIGHUP and when it changes.
+	configFile      string
+	allowImperative bool
+	workers         int
+	maxListeners    int
+	maxWatchers     int
+	drainTimeout    time.Duration
+	logLevel        slog.Level
+	logFormat       string
+	readyFile       string
+	version         bool
+	help            bool
 
 	adminTLSCert   string
 	adminTLSKey    string
@@ -193,6 +197,8 @@ func newFlagSet(cfg *config) (*pflag.FlagSet, *string) {
 	fs.StringVar(&cfg.adminTokenFile, "admin-token-file", "", "require \"authorization: Bearer TOKEN\" on admin calls, TOKEN read from this `file` (health and reflection stay open)")
 	fs.StringVar(&cfg.statePath, "state", defaultStatePath(), "`file` the listener configuration is saved to on every change (\"\" saves nothing)")
 	fs.BoolVar(&cfg.resume, "resume", false, "start the listeners saved in --state instead of --listen")
+	fs.StringVar(&cfg.configFile, "config", "", "run the listeners this configuration `file` lists (YAML or JSON), and apply it again, with prune, on SIGHUP and when it changes on disk; wins over --resume")
+	fs.BoolVar(&cfg.allowImperative, "allow-imperative", false, "with --config, accept admin calls that change listeners (the next reload undoes them)")
 	fs.IntVar(&cfg.workers, "workers", 0, "sockets (and goroutines) per listener; 0 means one per CPU")
 	fs.IntVar(&cfg.maxListeners, "max-listeners", manager.DefaultMaxListeners, "most listeners at once")
 	fs.IntVar(&cfg.maxWatchers, "max-watchers", sampler.DefaultMaxWatchers, "most WatchStats streams at once (udpctl stats --watch); the next gets RESOURCE_EXHAUSTED")
@@ -225,6 +231,12 @@ func (cfg *config) check(fs *pflag.FlagSet, level string) error {
 		return fmt.Errorf("--log-format %q: want text or json", cfg.logFormat)
 	}
 	cfg.listenGiven = len(cfg.listen) > 0
+	if cfg.configFile != "" && cfg.listenGiven {
+		return errors.New("--listen and --config both say which listeners run: list them in the file")
+	}
+	if cfg.allowImperative && cfg.configFile == "" {
+		return errors.New("--allow-imperative needs --config")
+	}
 	if !cfg.listenGiven {
 		cfg.listen = []string{"127.0.0.1:12000"}
 	}
