@@ -14,6 +14,7 @@ import (
 // works: both binaries (stamped), the man pages the unit and the README
 // refer to, the shell completions and the unit pointing at the binary.
 func TestMakeInstall(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binaries")
 	}
