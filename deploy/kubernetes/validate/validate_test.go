@@ -2,6 +2,7 @@ package validate
 
 import (
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 	"testing"
@@ -221,6 +222,35 @@ func TestManifests(t *testing.T) {
 			grace := time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
 			if grace <= sleep+shutdown {
 				t.Errorf("terminationGracePeriodSeconds %v, want more than preStop sleep %v + --shutdown-timeout %v", grace, sleep, shutdown)
+			}
+
+			// The configuration: --config names a key of the udpd-config
+			// ConfigMap, mounted as a directory (a subPath mount would
+			// never see an edit).
+			cfgPath := flagValue(t, c.Args, "--config")
+			if cfgPath == "" {
+				t.Error("no --config: the pods should load the udpd-config ConfigMap")
+			}
+			var cfgMount *corev1.VolumeMount
+			for i, m := range c.VolumeMounts {
+				if strings.TrimSuffix(m.MountPath, "/") == path.Dir(cfgPath) {
+					cfgMount = &c.VolumeMounts[i]
+				}
+			}
+			if cfgMount == nil || cfgMount.SubPath != "" {
+				t.Errorf("--config %s: want its directory mounted whole, got mount %+v", cfgPath, cfgMount)
+			} else {
+				var cm *corev1.ConfigMap
+				for _, v := range pod.Spec.Volumes {
+					if v.Name == cfgMount.Name && v.ConfigMap != nil {
+						cm = r.configMaps[v.ConfigMap.Name]
+					}
+				}
+				if cm == nil {
+					t.Errorf("--config %s: the volume %q is not a ConfigMap of this kustomization", cfgPath, cfgMount.Name)
+				} else if data, ok := cm.Data[path.Base(cfgPath)]; !ok || !strings.Contains(data, "listeners:") {
+					t.Errorf("ConfigMap %s has no key %q holding a configuration", cm.Name, path.Base(cfgPath))
+				}
 			}
 
 			// Every file udpd is told to read is mounted.
