@@ -71,6 +71,10 @@ func TestKubernetesArgs(t *testing.T) {
 			if err != nil {
 				t.Fatalf("args %q do not parse: %v", args, err)
 			}
+			if cfg.configFile != "/etc/udpd/config/udpd.yaml" || cfg.allowImperative {
+				t.Errorf("--config %q, --allow-imperative %v: want the udpd-config ConfigMap's file, and the admin API unable to change what it says",
+					cfg.configFile, cfg.allowImperative)
+			}
 			if cfg.statePath != "" || cfg.resume {
 				t.Errorf("state %q, resume %v: a pod keeps no state file", cfg.statePath, cfg.resume)
 			}
