@@ -5,7 +5,10 @@
 package metrics
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/udpd/udpd/service/manager"
 )
@@ -21,6 +24,9 @@ type Collector struct {
 
 	received, sent, bytesIn, bytesOut, readErrors, dropped *prometheus.Desc
 	info, state, generation, listeners                     *prometheus.Desc
+
+	mu    sync.Mutex         // one scrape at a time uses and renews cache
+	cache map[string]*labels // by listener id, from the last scrape
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -64,37 +70,102 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect implements prometheus.Collector.
+// Collect implements prometheus.Collector. It writes each family's series
+// in the order of their label values, and reuses each listener's label
+// pairs from the last scrape: at 10,000 listeners (130,000 series) making
+// and sorting the labels anew, then sorting the families, was most of a
+// scrape's CPU time.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ls, _ := c.src.List("", 0)
 	ch <- prometheus.MustNewConstMetric(c.listeners, prometheus.GaugeValue, float64(len(ls)))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cache := make(map[string]*labels, len(ls))
 	for _, l := range ls {
-		s, id := l.Stats, l.ID
-		counter := func(d *prometheus.Desc, v uint64, labels ...string) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), append([]string{id}, labels...)...)
-		}
-		counter(c.received, s.DatagramsReceived)
-		counter(c.sent, s.DatagramsSent)
-		counter(c.bytesIn, s.BytesReceived)
-		counter(c.bytesOut, s.BytesSent)
-		counter(c.readErrors, s.ReadErrors)
-		counter(c.dropped, s.RepliesTooLarge, ReasonTooLarge)
-		counter(c.dropped, s.SendErrors, ReasonSendError)
-		counter(c.dropped, s.LoopBlocked, ReasonLoopBlocked)
-		counter(c.dropped, s.RateLimited, ReasonRateLimited)
-		counter(c.dropped, s.KernelDrops, ReasonKernel)
 		bound := ""
 		if l.BoundAddress.IsValid() {
 			bound = l.BoundAddress.String()
 		}
-		ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, id, l.Address, bound)
-		for _, st := range []manager.State{manager.StateRunning, manager.StateStopped} {
+		lb := c.cache[l.ID]
+		if lb == nil || lb.address != l.Address || lb.bound != bound {
+			lb = newLabels(l.ID, l.Address, bound)
+		}
+		cache[l.ID] = lb
+		s := l.Stats
+		ch <- sample{c.received, lb.id, float64(s.DatagramsReceived), true}
+		ch <- sample{c.sent, lb.id, float64(s.DatagramsSent), true}
+		ch <- sample{c.bytesIn, lb.id, float64(s.BytesReceived), true}
+		ch <- sample{c.bytesOut, lb.id, float64(s.BytesSent), true}
+		ch <- sample{c.readErrors, lb.id, float64(s.ReadErrors), true}
+		// In the order of reasons (dropReasons).
+		for i, v := range [...]uint64{s.KernelDrops, s.LoopBlocked, s.RateLimited, s.SendErrors, s.RepliesTooLarge} {
+			ch <- sample{c.dropped, lb.reasons[i], float64(v), true}
+		}
+		ch <- sample{c.info, lb.info, 1, false}
+		for i, st := range states {
 			v := 0.0
 			if l.State == st {
 				v = 1
 			}
-			ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, v, id, st.String())
+			ch <- sample{c.state, lb.states[i], v, false}
 		}
-		ch <- prometheus.MustNewConstMetric(c.generation, prometheus.GaugeValue, float64(l.Generation), id)
+		ch <- sample{c.generation, lb.id, float64(l.Generation), false}
 	}
+	c.cache = cache
+}
+
+// dropReasons and states are label values in sorted order.
+var (
+	dropReasons = [...]string{ReasonKernel, ReasonLoopBlocked, ReasonRateLimited, ReasonSendError, ReasonTooLarge}
+	states      = [...]manager.State{manager.StateRunning, manager.StateStopped}
+)
+
+// labels are one listener's label pairs, in the order of their names as
+// the registry wants them. Samples only read them, so every scrape can
+// share them.
+type labels struct {
+	address, bound string
+	id             []*dto.LabelPair                   // listener
+	reasons        [len(dropReasons)][]*dto.LabelPair // listener, reason
+	states         [len(states)][]*dto.LabelPair      // listener, state
+	info           []*dto.LabelPair                   // address, bound_address, listener
+}
+
+func newLabels(id, address, bound string) *labels {
+	pair := func(name, value string) *dto.LabelPair { return &dto.LabelPair{Name: &name, Value: &value} }
+	lid := pair("listener", id)
+	lb := &labels{
+		address: address,
+		bound:   bound,
+		id:      []*dto.LabelPair{lid},
+		info:    []*dto.LabelPair{pair("address", address), pair("bound_address", bound), lid},
+	}
+	for i, r := range dropReasons {
+		lb.reasons[i] = []*dto.LabelPair{lid, pair("reason", r)}
+	}
+	for i, st := range states {
+		lb.states[i] = []*dto.LabelPair{lid, pair("state", st.String())}
+	}
+	return lb
+}
+
+// sample is one series' value: a prometheus.Metric with ready labels.
+type sample struct {
+	desc    *prometheus.Desc
+	labels  []*dto.LabelPair
+	value   float64
+	counter bool
+}
+
+func (s sample) Desc() *prometheus.Desc { return s.desc }
+
+func (s sample) Write(m *dto.Metric) error {
+	m.Label = s.labels
+	v := s.value
+	if s.counter {
+		m.Counter = &dto.Counter{Value: &v}
+	} else {
+		m.Gauge = &dto.Gauge{Value: &v}
+	}
+	return nil
 }

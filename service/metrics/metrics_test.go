@@ -3,6 +3,8 @@ package metrics_test
 import (
 	"context"
 	"net"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -198,5 +200,61 @@ func TestCollectorTellsCountersApart(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s: got %v, want %v", k, got[k], v)
 		}
+	}
+}
+
+// source is a Source whose listeners a test changes between scrapes.
+type source struct{ ls []manager.Listener }
+
+func (s *source) List(string, int) ([]manager.Listener, bool) { return s.ls, false }
+
+// TestCollectorFollowsChanges scrapes, changes a listener's addresses,
+// removes one and adds one, and scrapes again: the second scrape shows the
+// listeners as they are (the collector reuses labels between scrapes).
+func TestCollectorFollowsChanges(t *testing.T) {
+	src := &source{ls: []manager.Listener{
+		{ID: "a", Address: "127.0.0.1:0", BoundAddress: netip.MustParseAddrPort("127.0.0.1:1000"), State: manager.StateRunning},
+		{ID: "b", Address: "127.0.0.1:2000", BoundAddress: netip.MustParseAddrPort("127.0.0.1:2000"), State: manager.StateRunning},
+	}}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(metrics.New(src))
+	info := func() []string {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, mf := range mfs {
+			if mf.GetName() != "udpd_listener_info" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				var lv []string
+				for _, lp := range m.GetLabel() {
+					lv = append(lv, lp.GetName()+"="+lp.GetValue())
+				}
+				got = append(got, strings.Join(lv, ","))
+			}
+		}
+		return got
+	}
+	want := []string{
+		"address=127.0.0.1:0,bound_address=127.0.0.1:1000,listener=a",
+		"address=127.0.0.1:2000,bound_address=127.0.0.1:2000,listener=b",
+	}
+	if got := info(); !slices.Equal(got, want) {
+		t.Errorf("first scrape: got %q, want %q", got, want)
+	}
+	src.ls = []manager.Listener{
+		{ID: "a", Address: "127.0.0.1:3000", BoundAddress: netip.MustParseAddrPort("127.0.0.1:3000"), State: manager.StateRunning},
+		{ID: "c", Address: "[::1]:0", State: manager.StateStopped},
+	}
+	want = []string{
+		"address=127.0.0.1:3000,bound_address=127.0.0.1:3000,listener=a",
+		"address=[::1]:0,bound_address=,listener=c",
+	}
+	if got := info(); !slices.Equal(got, want) {
+		t.Errorf("after a rebind, a stop and a start: got %q, want %q", got, want)
 	}
 }

@@ -1,0 +1,53 @@
+package metrics_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/udpd/udpd/service/listener"
+	"github.com/udpd/udpd/service/manager"
+	"github.com/udpd/udpd/service/metrics"
+)
+
+// listeners is a Source of fixed listeners, ordered by id.
+type listeners []manager.Listener
+
+func (ls listeners) List(string, int) ([]manager.Listener, bool) { return ls, false }
+
+// BenchmarkScrape measures a text /metrics scrape of n listeners, the
+// collector, the registry's checks and sorting, and the encoding, without
+// the sockets (BenchmarkTenThousandListeners in service/manager scrapes a
+// real manager).
+func BenchmarkScrape(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		ls := make(listeners, n)
+		for i := range ls {
+			ls[i] = manager.Listener{
+				ID: fmt.Sprintf("l%05d", i), Address: "127.0.0.1:0", State: manager.StateRunning, Generation: 1,
+				BoundAddress: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(10000+i)),
+				Stats:        listener.Stats{DatagramsReceived: uint64(i), DatagramsSent: uint64(i), BytesReceived: 64 * uint64(i)},
+			}
+		}
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(metrics.New(ls))
+			h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+				if rec.Code != http.StatusOK {
+					b.Fatal(rec.Code)
+				}
+				n, _ := io.Copy(io.Discard, rec.Body)
+				b.SetBytes(n)
+			}
+		})
+	}
+}
