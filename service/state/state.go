@@ -295,7 +295,7 @@ func (f *File) Save(specs []manager.Spec) error {
 		tmp.Close()
 		return fmt.Errorf("save state: %w", err)
 	}
-	if err := tmp.Sync(); err != nil {
+	if err := datasync(tmp); err != nil {
 		tmp.Close()
 		return fmt.Errorf("save state: %w", err)
 	}
