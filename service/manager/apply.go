@@ -122,8 +122,12 @@ func (m *Manager) apply(ctx context.Context, specs []Spec, opts ApplyOptions) (P
 	}
 	final := slices.Clone(specs)
 	if !opts.Prune {
+		listed := make(map[string]bool, len(specs))
+		for _, s := range specs {
+			listed[s.ID] = true
+		}
 		for id, e := range m.byID {
-			if !slices.ContainsFunc(specs, func(s Spec) bool { return s.ID == id }) {
+			if !listed[id] { // a search of specs per listener cost O(n·m)
 				final = append(final, e.spec)
 			}
 		}
