@@ -57,9 +57,9 @@ func (a *app) call(cmd *cobra.Command, fn callFunc) error {
 // that deadline.
 //
 // With one daemon the output is exactly that daemon's. With several, text
-// tables gain a DAEMON column first, notes are prefixed with the daemon's
-// name, and each JSON document gains "daemon" (its admin address) and
-// "context" (when it came from one). Each failed daemon's error is one
+// tables gain a DAEMON column first, every line of a note is prefixed with
+// the daemon's name, and each JSON document gains "daemon" (its admin
+// address) and "context" (when it came from one). Each failed daemon's error is one
 // line on stderr; the command then fails with the exit code of the first
 // failed daemon, in the order given, and names every one that failed.
 func (a *app) callWithin(cmd *cobra.Command, extra time.Duration, fn callFunc) error {
@@ -186,8 +186,12 @@ func (a *app) printReplies(cmd *cobra.Command, targets []daemonTarget, replies [
 	}
 	for i, r := range replies {
 		for _, n := range r.notes {
-			if _, err := fmt.Fprintf(out, "%s: %s\n", targets[i].name, n); err != nil {
-				return err
+			// Every line names its daemon, so that a note of several
+			// lines (a configuration, a plan) can be told apart with grep.
+			for _, line := range strings.Split(n, "\n") {
+				if _, err := fmt.Fprintf(out, "%s: %s\n", targets[i].name, line); err != nil {
+					return err
+				}
 			}
 		}
 	}
