@@ -26,9 +26,10 @@ var errChanged = errors.New("the configuration changed")
 
 func (a *app) newConfigCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "config",
-		Short: "Show the running configuration in the configuration file's format",
-		Args:  noArgs,
+		Use:     "config",
+		Short:   "Show the running configuration in the configuration file's format",
+		Example: `  udpctl config get`,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return usageError{fmt.Errorf("%s needs a subcommand: get", cmd.CommandPath())}
 		},
