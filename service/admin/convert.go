@@ -32,6 +32,8 @@ func stateToProto(s manager.State) adminv1.Listener_State {
 		return adminv1.Listener_STATE_RUNNING
 	case manager.StateStopped:
 		return adminv1.Listener_STATE_STOPPED
+	case manager.StateDraining:
+		return adminv1.Listener_STATE_DRAINING
 	}
 	return adminv1.Listener_STATE_UNSPECIFIED
 }

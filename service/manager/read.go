@@ -2,6 +2,7 @@ package manager
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -11,27 +12,31 @@ import (
 // The read path: every method here takes m.mu only to copy what it needs
 // (a view per entry) and reads the sockets' counters after releasing it.
 
-// Get returns one listener.
+// Get returns one listener: a running one, or one stopped and still
+// draining (StateDraining) whose id no running listener has taken.
 func (m *Manager) Get(id string) (Listener, error) {
 	m.mu.Lock()
-	e, ok := m.byID[id]
+	e := m.listed()[id]
 	var v view
-	if ok {
+	if e != nil {
 		v = m.viewOf(e)
 	}
 	m.mu.Unlock()
-	if !ok {
+	if e == nil {
 		return Listener{}, fmt.Errorf("get %q: %w", id, ErrNotFound)
 	}
 	return v.listener(), nil
 }
 
 // List returns up to limit listeners ordered by id, starting after the id
-// after (empty: from the first), and whether more follow.
+// after (empty: from the first), and whether more follow. Listeners
+// stopped and still draining are listed (StateDraining) until their
+// sockets close, unless a running listener has taken their id.
 func (m *Manager) List(after string, limit int) ([]Listener, bool) {
 	m.mu.Lock()
-	ids := make([]string, 0, len(m.byID))
-	for id := range m.byID {
+	listed := m.listed()
+	ids := make([]string, 0, len(listed))
+	for id := range listed {
 		if id > after {
 			ids = append(ids, id)
 		}
@@ -43,7 +48,7 @@ func (m *Manager) List(after string, limit int) ([]Listener, bool) {
 	}
 	views := make([]view, len(ids))
 	for i, id := range ids {
-		views[i] = m.viewOf(m.byID[id])
+		views[i] = m.viewOf(listed[id])
 	}
 	m.mu.Unlock()
 
@@ -52,6 +57,21 @@ func (m *Manager) List(after string, limit int) ([]Listener, bool) {
 		out[i] = v.listener()
 	}
 	return out, more
+}
+
+// listed is every listener List shows, by id: the running ones, and the
+// draining ones whose id is free. Called with m.mu held.
+func (m *Manager) listed() map[string]*entry {
+	if len(m.stopping) == 0 {
+		return m.byID
+	}
+	all := maps.Clone(m.byID)
+	for e := range m.stopping {
+		if _, taken := all[e.spec.ID]; !taken && len(e.groups) > 0 {
+			all[e.spec.ID] = e
+		}
+	}
+	return all
 }
 
 // Stats returns the counters of listener id (all listeners when id is
@@ -157,12 +177,16 @@ func (m *Manager) viewOf(e *entry) view {
 		},
 		c: countersOf(e),
 	}
-	if e.stopped {
-		v.l.State = StateStopped
-	}
-	if e.cur != nil {
+	switch {
+	case e.cur != nil:
 		v.l.BoundAddress = e.cur.Addr()
 		v.l.Workers = e.cur.Workers()
+	case len(e.groups) > 0: // stopped, draining
+		v.l.State = StateDraining
+		v.l.BoundAddress = e.groups[len(e.groups)-1].Addr()
+		v.l.Workers = e.groups[len(e.groups)-1].Workers()
+	case e.stopped:
+		v.l.State = StateStopped
 	}
 	return v
 }

@@ -27,8 +27,9 @@ type State int
 
 // States.
 const (
-	StateRunning State = iota + 1
-	StateStopped
+	StateRunning  State = iota + 1
+	StateStopped        // closed: what Stop returns
+	StateDraining       // stopped, still answering what its sockets hold
 )
 
 func (s State) String() string {
@@ -37,6 +38,8 @@ func (s State) String() string {
 		return "running"
 	case StateStopped:
 		return "stopped"
+	case StateDraining:
+		return "draining"
 	}
 	return "unknown"
 }

@@ -36,7 +36,7 @@ var _ prometheus.Collector = (*Collector)(nil)
 const (
 	ReasonTooLarge    = "too_large"    // reply over the largest payload or the reply ratio
 	ReasonSendError   = "send_error"   // the kernel refused the reply
-	ReasonLoopBlocked = "loop_blocked" // source port is a responder's
+	ReasonLoopBlocked = "loop_blocked" // source is a responder's port or this daemon's own address, or caught in an echo loop
 	ReasonRateLimited = "rate_limited" // source network over its limit
 	ReasonKernel      = "kernel"       // receive queue full: never reached udpd
 )
@@ -56,10 +56,10 @@ func New(src Source) *Collector {
 			[]string{"listener", "reason"}, nil),
 		info: prometheus.NewDesc("udpd_listener_info", "Always 1: the listener's requested and bound addresses.",
 			[]string{"listener", "address", "bound_address"}, nil),
-		state: prometheus.NewDesc("udpd_listener_state", "1 for the listener's current state, 0 for the others (a state set).",
+		state: prometheus.NewDesc("udpd_listener_state", "1 for the listener's current state, 0 for the other: running, or draining (stopped, still answering what its sockets hold).",
 			[]string{"listener", "state"}, nil),
 		generation: prometheus.NewDesc("udpd_listener_generation", "Binds of the listener: 1 after start, +1 per rebind.", l, nil),
-		listeners:  prometheus.NewDesc("udpd_listeners", "Listeners running.", nil, nil),
+		listeners:  prometheus.NewDesc("udpd_listeners", "Listeners running (draining ones not counted).", nil, nil),
 	}
 }
 
@@ -77,7 +77,13 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // scrape's CPU time.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ls, _ := c.src.List("", 0)
-	ch <- prometheus.MustNewConstMetric(c.listeners, prometheus.GaugeValue, float64(len(ls)))
+	running := 0
+	for _, l := range ls {
+		if l.State == manager.StateRunning {
+			running++
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(c.listeners, prometheus.GaugeValue, float64(running))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cache := make(map[string]*labels, len(ls))
@@ -117,7 +123,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 // dropReasons and states are label values in sorted order.
 var (
 	dropReasons = [...]string{ReasonKernel, ReasonLoopBlocked, ReasonRateLimited, ReasonSendError, ReasonTooLarge}
-	states      = [...]manager.State{manager.StateRunning, manager.StateStopped}
+	states      = [...]manager.State{manager.StateDraining, manager.StateRunning}
 )
 
 // labels are one listener's label pairs, in the order of their names as

@@ -55,7 +55,7 @@ func TestCollectorAfterKnownTraffic(t *testing.T) {
 		`udpd_datagrams_dropped_total{listener="m1",reason="rate_limited"}`: 0,
 		`udpd_datagrams_dropped_total{listener="m1",reason="kernel"}`:       0,
 		`udpd_listener_state{listener="m1",state="running"}`:                1,
-		`udpd_listener_state{listener="m1",state="stopped"}`:                0,
+		`udpd_listener_state{listener="m1",state="draining"}`:               0,
 		`udpd_listener_generation{listener="m1"}`:                           1,
 		`udpd_listeners`: 1,
 		`udpd_listener_info{address="127.0.0.1:0",bound_address="` + l.BoundAddress.String() + `",listener="m1"}`: 1,
@@ -248,7 +248,7 @@ func TestCollectorFollowsChanges(t *testing.T) {
 	}
 	src.ls = []manager.Listener{
 		{ID: "a", Address: "127.0.0.1:3000", BoundAddress: netip.MustParseAddrPort("127.0.0.1:3000"), State: manager.StateRunning},
-		{ID: "c", Address: "[::1]:0", State: manager.StateStopped},
+		{ID: "c", Address: "[::1]:0", State: manager.StateDraining},
 	}
 	want = []string{
 		"address=127.0.0.1:3000,bound_address=127.0.0.1:3000,listener=a",
@@ -256,5 +256,45 @@ func TestCollectorFollowsChanges(t *testing.T) {
 	}
 	if got := info(); !slices.Equal(got, want) {
 		t.Errorf("after a rebind, a stop and a start: got %q, want %q", got, want)
+	}
+}
+
+// listSource is a Source with a fixed list.
+type listSource []manager.Listener
+
+func (s listSource) List(string, int) ([]manager.Listener, bool) { return s, false }
+
+// TestDrainingListenerState: a draining listener is 1 in the draining
+// state and not counted in udpd_listeners.
+func TestDrainingListenerState(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(metrics.New(listSource{
+		{ID: "up", State: manager.StateRunning, Generation: 1},
+		{ID: "going", State: manager.StateDraining, Generation: 2},
+	}))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			got[mf.GetName()+"{"+strings.Join(labels, ",")+"}"] = m.GetGauge().GetValue()
+		}
+	}
+	for k, want := range map[string]float64{
+		"udpd_listeners{}": 1,
+		"udpd_listener_state{listener=up,state=running}":     1,
+		"udpd_listener_state{listener=up,state=draining}":    0,
+		"udpd_listener_state{listener=going,state=running}":  0,
+		"udpd_listener_state{listener=going,state=draining}": 1,
+	} {
+		if v, ok := got[k]; !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", k, v, ok, want)
+		}
 	}
 }

@@ -32,8 +32,9 @@ const (
 	Listener_STATE_UNSPECIFIED Listener_State = 0
 	// STATE_RUNNING answers datagrams.
 	Listener_STATE_RUNNING Listener_State = 1
-	// STATE_DRAINING is reserved: udpd does not report it yet (a stopped
-	// listener leaves the list at once and drains out of sight).
+	// STATE_DRAINING is stopped and still answering what its sockets
+	// hold (up to its drain timeout): List and Get show it until its
+	// sockets close, unless a new listener has taken its id.
 	Listener_STATE_DRAINING Listener_State = 2
 	// STATE_STOPPED is closed; only StopListener returns it.
 	Listener_STATE_STOPPED Listener_State = 3
@@ -399,8 +400,8 @@ type Stats struct {
 	KernelDrops uint64 `protobuf:"varint,9,opt,name=kernel_drops,json=kernelDrops,proto3" json:"kernel_drops,omitempty"`
 	// loop_blocked counts datagrams not answered because their source is a
 	// responder's port (echo, daytime, …, 12000, --loop-ports) or one of
-	// this daemon's own listeners: the reply could start a loop between two
-	// responders.
+	// this daemon's own listeners, or a peer caught echoing replies back:
+	// the reply could start a loop between two responders.
 	LoopBlocked uint64 `protobuf:"varint,10,opt,name=loop_blocked,json=loopBlocked,proto3" json:"loop_blocked,omitempty"`
 	// rate_limited counts datagrams not answered because their source
 	// network exceeded the listener's limits.
