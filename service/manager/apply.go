@@ -91,7 +91,7 @@ func (m *Manager) Apply(ctx context.Context, specs []Spec, opts ApplyOptions) (P
 	if err != nil {
 		return Plan{}, fmt.Errorf("apply: %w", err)
 	}
-	plan, olds, err := m.apply(ctx, specs, opts)
+	plan, olds, err := m.apply(ctx, specs, opts) // its errors say "apply: …"
 	if err != nil {
 		return Plan{}, err
 	}

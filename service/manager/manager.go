@@ -97,7 +97,7 @@ func New(opts Options) *Manager {
 // ValidateRequestID). With no id, one is made from the port ("udp-12000").
 func (m *Manager) Start(ctx context.Context, spec Spec, requestID string) (Listener, error) {
 	if err := ValidateRequestID(requestID); err != nil {
-		return Listener{}, err
+		return Listener{}, fmt.Errorf("start: %w", err)
 	}
 	m.change.Lock()
 	defer m.change.Unlock()
@@ -161,7 +161,7 @@ func (m *Manager) Restore(ctx context.Context, specs []Spec) ([]Listener, error)
 func (m *Manager) start1(ctx context.Context, spec Spec, requestID string, save bool) (Listener, error) {
 	addr, err := ValidateSpec(spec)
 	if err != nil {
-		return Listener{}, err
+		return Listener{}, fmt.Errorf("start: %w", err)
 	}
 	if err := m.changeErr(); err != nil {
 		return Listener{}, fmt.Errorf("start %s: %w", spec.Address, err)
@@ -226,7 +226,7 @@ func (m *Manager) start1(ctx context.Context, spec Spec, requestID string, save 
 func (m *Manager) Stop(ctx context.Context, id string, drain time.Duration) (Listener, error) {
 	drain, err := drainTimeout(drain)
 	if err != nil {
-		return Listener{}, err
+		return Listener{}, fmt.Errorf("stop %q: %w", id, err)
 	}
 	e, cur, err := m.forget(ctx, id)
 	if err != nil {
@@ -278,11 +278,11 @@ func (m *Manager) forget(ctx context.Context, id string) (*entry, *listener.List
 func (m *Manager) Rebind(ctx context.Context, id, address string, drain time.Duration) (Listener, error) {
 	drain, err := drainTimeout(drain)
 	if err != nil {
-		return Listener{}, err
+		return Listener{}, fmt.Errorf("rebind %q: %w", id, err)
 	}
 	addr, err := ParseAddress(address)
 	if err != nil {
-		return Listener{}, err
+		return Listener{}, fmt.Errorf("rebind %q: %w", id, err)
 	}
 	e, old, err := m.move(ctx, id, address, addr)
 	if err != nil {

@@ -7,7 +7,10 @@
 // file holds the old list or the new one, never a mix. The file is created
 // with mode 0600. Open resolves symbolic links once, so the lock and the
 // saves act on the real file; Lock removes the temporary files a killed
-// daemon left. state never imports gRPC or protobuf.
+// daemon left. Its errors name the operation and the file ("save state:
+// …", "load state: …") and wrap ErrCorrupt, ErrLocked or the system
+// call's error for errors.Is, as package manager's rule says. state never
+// imports gRPC or protobuf.
 package state
 
 import (
