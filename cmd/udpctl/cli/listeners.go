@@ -229,15 +229,15 @@ func (a *app) newListCmd() *cobra.Command {
 			return a.call(cmd, func(ctx context.Context, c adminv1.ListenerServiceClient, r *reply) error {
 				var all []*adminv1.Listener
 				req := &adminv1.ListListenersRequest{PageSize: pageSize}
-				defer func() { r.rows(listenersTable(all, a.wide())) }()
 				for {
 					resp, err := c.ListListeners(ctx, req)
 					if err != nil {
-						return err
+						return err // no table: a failed list prints nothing but the error
 					}
 					r.doc(resp)
 					all = append(all, resp.GetListeners()...)
 					if resp.GetNextPageToken() == "" {
+						r.rows(listenersTable(all, a.wide()))
 						return nil
 					}
 					req.PageToken = resp.GetNextPageToken()
