@@ -77,6 +77,20 @@ test: ## Run every test with the race detector (the README's test command); says
 	  done ) & hb=$$!; \
 	wait $$gopid; rc=$$?; kill $$hb 2>/dev/null; exit $$rc
 
+.PHONY: test-portable
+test-portable: ## Run the listener tests with the portable worker (the one other systems use)
+	$(GO) test -race -tags udpd_portable ./service/listener/
+
+CROSS ?= darwin/arm64 freebsd/amd64 windows/amd64
+
+.PHONY: cross
+cross: ## Build and vet everything for the other systems (CROSS='os/arch …')
+	@set -e; for p in $(CROSS); do \
+	  echo "GOOS=$${p%/*} GOARCH=$${p#*/} go build ./... && go vet ./..."; \
+	  GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build ./...; \
+	  GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) vet ./...; \
+	done
+
 .PHONY: lint
 lint: ## go vet, gofmt, buf lint and buf format
 	$(GO) vet ./...

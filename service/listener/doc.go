@@ -3,7 +3,13 @@
 // with its uppercase (package uppercase) to the sender's address, and counts
 // what it does.
 //
-// The per-datagram path reads and writes in batches (recvmmsg/sendmmsg)
+// That is the Linux worker (worker_linux.go). On other systems, and on
+// Linux with the udpd_portable build tag, a listener is one socket served
+// by the portable worker (worker_portable.go): one datagram per read and
+// write, with the same policy (gate.go), counters and drain, and no
+// batching, pktinfo or kernel drop counts.
+//
+// On Linux the per-datagram path reads and writes in batches (recvmmsg/sendmmsg)
 // into buffers allocated with the first datagram and then reused,
 // uppercases ASCII in place, and allocates nothing; counters are per-worker
 // atomics summed when read. It takes no lock, except the sharded one of the

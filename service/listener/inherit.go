@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/udpd/udpd/service/uppercase"
-	"golang.org/x/sys/unix"
 )
 
 // FromFiles makes a Listener of UDP sockets that another process bound and
@@ -27,26 +26,20 @@ func FromFiles(files []*os.File, cfg Config) (*Listener, error) {
 		batch = DefaultBatch
 	}
 	uppercase.Prepare()
-	var fds []int
+	var socks []sock
 	fail := func(err error) (*Listener, error) {
-		for _, fd := range fds {
-			unix.Close(fd)
+		for _, s := range socks {
+			closeSock(s)
 		}
 		return nil, err
 	}
 	var bound netip.AddrPort
 	for i, f := range files {
-		rc, err := f.SyscallConn()
+		s, a, err := adoptFile(f)
 		if err != nil {
 			return fail(fmt.Errorf("listen from %s: %w", f.Name(), err))
 		}
-		fd, a, err := adopt(rc)
-		if fd >= 0 {
-			fds = append(fds, fd)
-		}
-		if err != nil {
-			return fail(fmt.Errorf("listen from %s: %w", f.Name(), err))
-		}
+		socks = append(socks, s)
 		if a.Port() == 0 {
 			return fail(fmt.Errorf("listen from %s: socket is not bound", f.Name()))
 		}
@@ -59,61 +52,7 @@ func FromFiles(files []*os.File, cfg Config) (*Listener, error) {
 			return fail(fmt.Errorf("listen from %s: bound to %s, the other sockets to %s", f.Name(), a, bound))
 		}
 	}
-	return build(fds, false, bound, batch, cfg.Policy)
-}
-
-// adopt duplicates a passed UDP socket for a worker and sets it up like
-// the sockets Listen makes (see setup): systemd sets SO_REUSEADDR on the
-// sockets it binds; off, no other socket can bind the port from now on.
-// It returns the new descriptor (or -1) and the socket's bound address.
-func adopt(rc syscall.RawConn) (int, netip.AddrPort, error) {
-	fd := -1
-	var bound netip.AddrPort
-	var serr error
-	err := rc.Control(func(s uintptr) {
-		typ, err := unix.GetsockoptInt(int(s), unix.SOL_SOCKET, unix.SO_TYPE)
-		if err != nil {
-			serr = os.NewSyscallError("getsockopt SO_TYPE", err)
-			return
-		}
-		sa, err := unix.Getsockname(int(s))
-		if err != nil {
-			serr = os.NewSyscallError("getsockname", err)
-			return
-		}
-		switch sa := sa.(type) {
-		case *unix.SockaddrInet4:
-			bound = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
-		case *unix.SockaddrInet6:
-			bound = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(sa.Port))
-		}
-		if typ != unix.SOCK_DGRAM || !bound.IsValid() {
-			serr = fmt.Errorf("a %s socket, not UDP", socketKind(typ, sa))
-			return
-		}
-		if fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0); err != nil {
-			fd, serr = -1, os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err)
-			return
-		}
-		serr = setup(fd)
-	})
-	if err != nil {
-		return fd, bound, err
-	}
-	return fd, bound, serr
-}
-
-// socketKind names a socket that is not UDP for an error message.
-func socketKind(typ int, sa unix.Sockaddr) string {
-	family := "inet"
-	if _, ok := sa.(*unix.SockaddrUnix); ok {
-		family = "unix"
-	}
-	kind := "datagram"
-	if typ == unix.SOCK_STREAM {
-		kind = "stream"
-	}
-	return family + " " + kind
+	return build(socks, false, bound, batch, cfg.Policy)
 }
 
 // Sockets are the listener's sockets, one per worker, for passing to
@@ -125,7 +64,7 @@ func (l *Listener) Sockets() []syscall.Conn {
 	l.shared.Store(true)
 	s := make([]syscall.Conn, len(l.workers))
 	for i, w := range l.workers {
-		s[i] = socketConn{w}
+		s[i] = w.sysConn()
 	}
 	return s
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/udpd/udpd/service/ratelimit"
 	"github.com/udpd/udpd/service/uppercase"
-	"golang.org/x/sys/unix"
 )
 
 // Largest UDP payloads: 65,535 minus the UDP header and, over IPv4, the
@@ -89,17 +88,17 @@ func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 		batch = DefaultBatch
 	}
 	uppercase.Prepare() // no table building on the datagram path
-	fds, bound, err := bindGroup(ctx, cfg.Addr, n)
+	socks, bound, err := bindGroup(ctx, cfg.Addr, n)
 	if err != nil {
 		return nil, err
 	}
-	return build(fds, true, bound, batch, cfg.Policy)
+	return build(socks, true, bound, batch, cfg.Policy)
 }
 
 // build makes a Listener of bound sockets, one per worker. Owned sockets
 // are this process's alone (see worker.owned). On an error build closes
 // the sockets.
-func build(fds []int, owned bool, bound netip.AddrPort, batch int, policy Policy) (*Listener, error) {
+func build(socks []sock, owned bool, bound netip.AddrPort, batch int, policy Policy) (*Listener, error) {
 	l := &Listener{
 		addr:       bound,
 		start:      time.Now(),
@@ -110,11 +109,11 @@ func build(fds []int, owned bool, bound netip.AddrPort, batch int, policy Policy
 		l.maxPayload = MaxPayloadIPv6
 	}
 	l.SetPolicy(policy)
-	for _, fd := range fds {
-		w, err := newWorker(l, fd, owned, batch)
+	for _, s := range socks {
+		w, err := newWorker(l, s, owned, batch)
 		if err != nil {
-			for _, fd := range fds {
-				unix.Close(fd)
+			for _, s := range socks {
+				closeSock(s)
 			}
 			return nil, fmt.Errorf("listen %v: %w", bound, err)
 		}

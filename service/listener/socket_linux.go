@@ -1,3 +1,5 @@
+//go:build linux && !udpd_portable
+
 package listener
 
 import (
@@ -166,23 +168,10 @@ func setup(fd int) error {
 	return nil
 }
 
-// controlExclusive turns SO_REUSEADDR off. On a UDP socket it would let
-// any other socket that sets it too, any user's, bind the same port and
-// take datagrams meant for udpd. Go sets it itself for multicast
-// addresses (which Listen refuses); this makes sure no listener socket
-// ever has it, whatever the net package decides.
-func controlExclusive(_, _ string, rc syscall.RawConn) error {
-	var serr error
-	err := rc.Control(func(fd uintptr) { serr = noReuseAddr(int(fd)) })
-	if err != nil {
-		return err
-	}
-	return serr
-}
+// portableWorker says which worker this build has: the batched one.
+const portableWorker = false
 
-func noReuseAddr(fd int) error {
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 0); err != nil {
-		return fmt.Errorf("setsockopt SO_REUSEADDR: %w", err)
-	}
-	return nil
-}
+// sock is a worker's socket: a descriptor the netpoller does not watch.
+type sock = int
+
+func closeSock(fd sock) { unix.Close(fd) }

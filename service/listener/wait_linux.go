@@ -1,3 +1,5 @@
+//go:build linux && !udpd_portable
+
 package listener
 
 import (

@@ -25,7 +25,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/udpd/udpd/service/manager"
 )
@@ -230,11 +229,8 @@ func (f *File) Lock() (io.Closer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock state: %w", err)
 	}
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := tryLock(lf); err != nil { // ErrLocked if another process holds it
 		lf.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("lock state %s: %w", f.Path, ErrLocked)
-		}
 		return nil, fmt.Errorf("lock state %s: %w", f.Path, err)
 	}
 	if err := f.removeTemps(); err != nil {
