@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	adminv1 "github.com/udpd/udpd/gen/udpd/admin/v1"
 	"github.com/udpd/udpd/service/config"
@@ -284,4 +285,61 @@ func describeConfig(l *adminv1.ListenerConfig) string {
 		}
 	}
 	return strings.Join(parts, " ")
+}
+
+// limitFlagFields maps udpctl's limit flags to UpdateListener's mask.
+var limitFlagFields = []struct{ flag, field string }{
+	{"rate-limit", "limits.per_second"},
+	{"rate-burst", "limits.burst"},
+	{"rate-limit-bytes", "limits.bytes_per_second"},
+	{"rate-bytes-burst", "limits.bytes_burst"},
+	{"rate-limit-loopback", "limits.limit_loopback"},
+	{"max-reply-ratio", "limits.max_reply_ratio"},
+}
+
+func (a *app) newUpdateCmd() *cobra.Command {
+	var limits adminv1.Limits
+	var burst, bytesBurst uint32
+	var version string
+	cmd := &cobra.Command{
+		Use:   "update ID [--rate-limit N] [--rate-burst N] [--max-reply-ratio R] …",
+		Short: "Change a running listener's limits in place",
+		Long: `Change the limits of a running listener (UpdateListener) without
+restarting it: its sockets keep serving and its counters keep counting;
+the next datagram follows the new limits. Only the limit flags given
+change; the others keep their values. A changed rate limit starts with
+fresh token buckets.`,
+		Example: `  udpctl listeners update udp-12000 --rate-limit 10 --rate-burst 20 --rate-limit-loopback
+  udpctl listeners update udp-12000 --rate-limit 0`,
+		Args: exactArgs(1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := &adminv1.UpdateListenerRequest{Id: args[0], Limits: &limits, ConfigVersion: version, UpdateMask: &fieldmaskpb.FieldMask{}}
+			limits.Burst, limits.BytesBurst = burst, bytesBurst
+			for _, f := range limitFlagFields {
+				if cmd.Flags().Changed(f.flag) {
+					req.UpdateMask.Paths = append(req.UpdateMask.Paths, f.field)
+				}
+			}
+			if len(req.UpdateMask.Paths) == 0 {
+				return usageError{fmt.Errorf("%s needs at least one limit flag (--rate-limit, --rate-burst, …)", cmd.CommandPath())}
+			}
+			return a.call(cmd, func(ctx context.Context, c adminv1.ListenerServiceClient, r *reply) error {
+				resp, err := c.UpdateListener(ctx, req)
+				if err != nil {
+					return err
+				}
+				r.listener(resp, resp.GetListener(), true)
+				return nil
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.Float64Var(&limits.PerSecond, "rate-limit", 0, "answer at most this many datagrams/s per source network (/24, /56); 0: no limit")
+	f.Uint32Var(&burst, "rate-burst", 0, "datagrams a source network may have answered at once")
+	f.Float64Var(&limits.BytesPerSecond, "rate-limit-bytes", 0, "answer at most this many request bytes/s per source network; 0: no limit")
+	f.Uint32Var(&bytesBurst, "rate-bytes-burst", 0, "request bytes a source network may have answered at once")
+	f.BoolVar(&limits.LimitLoopback, "rate-limit-loopback", false, "apply the limits to loopback sources too (=false exempts them again)")
+	f.Float64Var(&limits.MaxReplyRatio, "max-reply-ratio", 0, "refuse replies more than this many times longer than the request; 0: off")
+	f.StringVar(&version, "config-version", "", "fail with CONFIG_VERSION_MISMATCH unless the configuration still has this `version` (udpctl config get)")
+	return cmd
 }

@@ -20,7 +20,7 @@ func (a *app) newListenersCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "listeners",
 		Aliases: []string{"listener", "l"},
-		Short:   "Start, stop, rebind, list and inspect listeners",
+		Short:   "Start, stop, rebind, update, list and inspect listeners",
 		Long: `Manage udpd's listeners over the admin API. Every change is saved by udpd
 before it is acknowledged, and calls are idempotent: starting what already
 runs returns it, and 'stop --allow-missing' succeeds for a listener gone.
@@ -33,10 +33,10 @@ would.`,
   udpctl listeners stop udp-12001`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageError{fmt.Errorf("%s needs a subcommand: start, stop, rebind, list or get", cmd.CommandPath())}
+			return usageError{fmt.Errorf("%s needs a subcommand: start, stop, rebind, update, list or get", cmd.CommandPath())}
 		},
 	}
-	cmd.AddCommand(a.newStartCmd(), a.newStopCmd(), a.newRebindCmd(), a.newListCmd(), a.newGetCmd())
+	cmd.AddCommand(a.newStartCmd(), a.newStopCmd(), a.newRebindCmd(), a.newUpdateCmd(), a.newListCmd(), a.newGetCmd())
 	return cmd
 }
 
