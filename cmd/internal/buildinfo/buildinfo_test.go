@@ -1,7 +1,9 @@
 package buildinfo
 
 import (
+	"os/exec"
 	"runtime/debug"
+	"strings"
 	"testing"
 )
 
@@ -46,5 +48,23 @@ func TestString(t *testing.T) {
 		if got := tc.in.String(); got != tc.want {
 			t.Errorf("%+v: got %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestArchiveIsStamped checks that git archive (a release tarball) fills
+// in archive.txt, as .gitattributes asks, so that such a build knows its
+// commit.
+func TestArchiveIsStamped(t *testing.T) {
+	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Skipf("not in a git checkout: %v", err)
+	}
+	out, err := exec.Command("sh", "-c", "git archive HEAD archive.txt | tar -xO").Output()
+	if err != nil {
+		t.Fatalf("git archive: %v", err)
+	}
+	info := resolve("", "", string(out), nil)
+	if want := strings.TrimSpace(string(head)); info.Revision != want {
+		t.Errorf("archive.txt in a tarball: %q gives revision %q, want %q", out, info.Revision, want)
 	}
 }
