@@ -302,8 +302,9 @@ func (a *app) newUpdateCmd() *cobra.Command {
 	var burst, bytesBurst uint32
 	var version string
 	cmd := &cobra.Command{
-		Use:   "update ID [--rate-limit N] [--rate-burst N] [--max-reply-ratio R] …",
-		Short: "Change a running listener's limits in place",
+		Use:               "update ID [--rate-limit N] [--rate-burst N] [--max-reply-ratio R] …",
+		ValidArgsFunction: a.completeOneID,
+		Short:             "Change a running listener's limits in place",
 		Long: `Change the limits of a running listener (UpdateListener) without
 restarting it: its sockets keep serving and its counters keep counting;
 the next datagram follows the new limits. Only the limit flags given

@@ -179,7 +179,7 @@ fails, the listener keeps serving where it was and udpctl exits non-zero.
 Without --host the listener keeps its host.`,
 		Example:           `  udpctl listeners rebind udp-12001 --port 12002`,
 		Args:              exactArgs(1, "a listener ID"),
-		ValidArgsFunction: a.completeIDs,
+		ValidArgsFunction: a.completeOneID,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := portFlag(cmd, port)
 			if err != nil {
@@ -364,6 +364,14 @@ func (a *app) completeIDs(cmd *cobra.Command, args []string, prefix string) ([]s
 		}
 	}
 	return ids, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeOneID is completeIDs for a command that takes one id.
+func (a *app) completeOneID(cmd *cobra.Command, args []string, prefix string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	return a.completeIDs(cmd, args, prefix)
 }
 
 // completionTimeout bounds the admin call behind a completion.

@@ -19,8 +19,9 @@ func (a *app) newStatsCmd() *cobra.Command {
 	var watch bool
 	var interval time.Duration
 	cmd := &cobra.Command{
-		Use:   "stats [ID]",
-		Short: "Show listener counters, once or live (--watch)",
+		Use:               "stats [ID]",
+		ValidArgsFunction: a.completeOneID,
+		Short:             "Show listener counters, once or live (--watch)",
 		Long: `Show the counters of listener ID, or of every listener and the daemon's
 totals (TOTAL also counts listeners stopped since udpd started).
 
