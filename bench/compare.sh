@@ -22,6 +22,12 @@
 #   DURATION=5s    length of each measurement (udpctl bench --duration)
 #   WARMUP=1s      unmeasured load on each server before the first round
 #   GO=go CC=gcc   the toolchains
+#   ONLY=          the pairs to run, of: c naive utf8 watched base (default: all
+#                  but base, plus base when UDPD_BASE is set)
+#   UDPD_BASE=     another udpd binary (an older build) to pair with this one:
+#                  the "udpd/base" ratio compares two versions on the same load
+#   BENCH_ARGS=    more flags for every `udpctl bench` run, e.g.
+#                  "--segment=false" for a sender that does not use UDP_SEGMENT
 #   BENCH_CLIENT=  run this program instead of udpctl for `bench` (it must take
 #                  the same flags and print the same JSON); for testing this
 #                  script or comparing load generators
@@ -134,8 +140,8 @@ await() {
 	local name=$1 pid=${pid_of[$1]} addr="" reply
 	for _ in {1..100}; do
 		alive "$pid" || { cat "$tmp/$name.log" >&2; die "$name exited while starting"; }
-		if [[ $name == udpd ]]; then
-			[[ -f $tmp/udpd.ready ]] && addr=$(awk '$1 == "listener" { print $3; exit }' "$tmp/udpd.ready")
+		if [[ $name == udpd || $name == base ]]; then
+			[[ -f $tmp/$name.ready ]] && addr=$(awk '$1 == "listener" { print $3; exit }' "$tmp/$name.ready")
 		else
 			addr=$(awk '$1 == "listening" && $2 == "on" { print $3; exit }' "$tmp/$name.log")
 		fi
@@ -159,11 +165,17 @@ start udpd "$tmp/udpd" --workers 1 --state "" --admin 127.0.0.1:0 --log-level wa
 	--listen 127.0.0.1:0 --ready-file "$tmp/udpd.ready"
 start cref "$tmp/uppercase_server" 127.0.0.1 0
 start naive "$tmp/naive" --listen 127.0.0.1:0
-for name in udpd cref naive; do
+servers=(udpd cref naive)
+if [[ -n ${UDPD_BASE:-} ]]; then
+	start base "$UDPD_BASE" --workers 1 --state "" --admin 127.0.0.1:0 --log-level warn \
+		--listen 127.0.0.1:0 --ready-file "$tmp/base.ready"
+	servers+=(base)
+fi
+for name in "${servers[@]}"; do
 	await "$name"
 done
 
-declare -A label=([udpd]="udpd" [cref]="C reference" [naive]="naive Go loop")
+declare -A label=([udpd]="udpd" [cref]="C reference" [naive]="naive Go loop" [base]="udpd (UDPD_BASE)")
 
 # --- measuring ----------------------------------------------------------------
 clk_tck=$(getconf CLK_TCK)
@@ -204,7 +216,7 @@ summary() {
 }
 
 mismatched_runs=()
-declare -A dps=() p50=() p99=() cpu=() # "NAME PAYLOAD" -> space-separated values, one per round
+declare -A dps=() eff=() p50=() p99=() cpu=() # "NAME PAYLOAD" -> space-separated values, one per round
 
 # measure NAME PAYLOAD DURATION [ROUND [KEY]]: loads NAME's address for
 # DURATION. With ROUND it records the result under KEY (default "NAME
@@ -217,7 +229,7 @@ measure() {
 	w0=$(date +%s%N)
 	rc=0
 	"${pin_load[@]}" "${bench[@]}" --server "${addr_of[$name]}" --duration "$dur" \
-		--flows "$FLOWS" --window "$WINDOW" --size "$SIZE" --payload "$payload" -o json \
+		--flows "$FLOWS" --window "$WINDOW" --size "$SIZE" --payload "$payload" ${BENCH_ARGS:-} -o json \
 		>"$out" 2>"$out.err" || rc=$?
 	if ((rc != 0)); then
 		# A generator may exit non-zero on lost or mismatched replies; its
@@ -241,8 +253,13 @@ measure() {
 	fi
 	awk -v d="$last_dps" 'BEGIN { exit !(d > 0) }' ||
 		die "${label[$name]} ($payload, $when) answered nothing: $(tr -d '\n' <"$out")"
+	# Datagrams per second of the server's CPU time: what a datagram costs
+	# the server, which the machine's other load changes less than the rate.
+	last_eff=$(awk -v d="$last_dps" -v t=$((t1 - t0)) -v hz="$clk_tck" -v ns=$((w1 - w0)) \
+		'BEGIN { printf "%.0f", (t > 0 ? d * (ns / 1e9) / (t / hz) : 0) }')
 	[[ $round == warm-up ]] && return
 	dps[$key]+="$last_dps "
+	eff[$key]+="$last_eff "
 	p50[$key]+="$(field "$out" rttP50Us) "
 	p99[$key]+="$(field "$out" rttP99Us) "
 	cpu[$key]+="$(awk -v t=$((t1 - t0)) -v hz="$clk_tck" -v ns=$((w1 - w0)) \
@@ -252,20 +269,29 @@ measure() {
 	fi
 }
 
+declare -A pair_of=([c]="cref ascii" [naive]="naive ascii" [utf8]="udpd utf8" [watched]="udpd watched" [base]="base ascii")
+only=${ONLY:-c naive utf8 watched${UDPD_BASE:+ base}}
+compared=()
+for p in $only; do
+	[[ -n ${pair_of[$p]:-} ]] || die "ONLY=$only: no pair '$p' (c naive utf8 watched base)"
+	[[ $p != base || -n ${UDPD_BASE:-} ]] || die "ONLY=$only: base needs UDPD_BASE"
+	compared+=("${pair_of[$p]}")
+done
 echo
 echo "udpd speed comparison: $SIZE-byte datagrams, $FLOWS flows x $WINDOW in flight, closed loop"
-echo "  rounds      PAIRS=$PAIRS x 4 pairs of runs of DURATION=$DURATION (after WARMUP=$WARMUP per server)"
+echo "  rounds      PAIRS=$PAIRS x ${#compared[@]} pairs ($only) of runs of DURATION=$DURATION (after WARMUP=$WARMUP per server)"
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 echo "  machine     ${cpu_model:-$(uname -m)}, $(nproc) CPUs, Linux $(uname -r)"
 echo "  toolchains  $("$GO" env GOVERSION), $("$CC" --version | head -n1)"
 echo "  pinning     $pinning"
-echo "  load        $generator"
+echo "  load        $generator${BENCH_ARGS:+ $BENCH_ARGS}"
 echo "  udpd        --workers 1 --state \"\" --admin 127.0.0.1:0 --log-level warn --listen ${addr_of[udpd]}"
 echo "  C reference ${addr_of[cref]} (recvmmsg/sendmmsg, batches of 32, ASCII only)"
 echo "  naive loop  ${addr_of[naive]} (ReadFromUDP, bytes.ToUpper, WriteToUDP)"
+[[ -z ${UDPD_BASE:-} ]] || echo "  base        $UDPD_BASE, same flags, ${addr_of[base]}"
 echo
 
-for name in udpd cref naive; do
+for name in "${servers[@]}"; do
 	measure "$name" ascii "$WARMUP"
 done
 
@@ -288,8 +314,7 @@ measure_watched() {
 # Every comparison is a pair of runs back to back: udpd (ASCII) and the
 # other run, in alternating order, so that the machine's drift (seen here:
 # whole minutes 20% slower) lands on both sides of each ratio.
-compared=("cref ascii" "naive ascii" "udpd utf8" "udpd watched")
-r_c=() r_naive=() r_utf8=() r_watch=()
+r_c=() r_naive=() r_utf8=() r_watch=() r_base=() e_c=() e_base=()
 run_one() {
 	if [[ $1 == "udpd watched" ]]; then
 		measure_watched "$2"
@@ -299,30 +324,35 @@ run_one() {
 }
 for ((round = 1; round <= PAIRS; round++)); do
 	declare -A got=()
+	line=""
 	for other in "${compared[@]}"; do
 		if ((round % 2)); then
 			run_one "udpd ascii" "$round"
-			base=$last_dps
+			base=$last_dps base_eff=$last_eff
 			run_one "$other" "$round"
 		else
 			run_one "$other" "$round"
-			other_dps=$last_dps
+			other_dps=$last_dps other_eff=$last_eff
 			run_one "udpd ascii" "$round"
-			base=$last_dps
-			last_dps=$other_dps
+			base=$last_dps base_eff=$last_eff
+			last_dps=$other_dps last_eff=$other_eff
 		fi
 		got[$other]=$last_dps
+		line+="  ${label[${other% *}]} ${other#* } $last_dps/s"
 		case $other in
-		"cref ascii") r_c+=("$(div "$base" "$last_dps")") ;;
-		"naive ascii") r_naive+=("$(div "$base" "$last_dps")") ;;
-		"udpd utf8") r_utf8+=("$(div "$last_dps" "$base")") ;;
-		"udpd watched") r_watch+=("$(div "$last_dps" "$base")") ;;
+		"cref ascii")
+			r_c+=("$(div "$base" "$last_dps")") e_c+=("$(div "$base_eff" "$last_eff")")
+			line+=" udpd/C ${r_c[-1]} (per CPU ${e_c[-1]})" ;;
+		"naive ascii") r_naive+=("$(div "$base" "$last_dps")") line+=" udpd/naive ${r_naive[-1]}" ;;
+		"udpd utf8") r_utf8+=("$(div "$last_dps" "$base")") line+=" utf8/ascii ${r_utf8[-1]}" ;;
+		"udpd watched") r_watch+=("$(div "$last_dps" "$base")") line+=" watched/ascii ${r_watch[-1]}" ;;
+		"base ascii")
+			r_base+=("$(div "$base" "$last_dps")") e_base+=("$(div "$base_eff" "$last_eff")")
+			line+=" udpd/base ${r_base[-1]} (per CPU ${e_base[-1]})" ;;
 		esac
 	done
-	printf 'round %d/%d  C %.0f/s  naive %.0f/s  udpd utf8 %.0f/s  watched %.0f/s   udpd/C %s  udpd/naive %s  utf8/ascii %s  watched/ascii %s\n' \
-		"$round" "$PAIRS" "${got[cref ascii]}" "${got[naive ascii]}" "${got[udpd utf8]}" "${got[udpd watched]}" \
-		"${r_c[-1]}" "${r_naive[-1]}" "${r_utf8[-1]}" "${r_watch[-1]}"
-	unset got
+	printf 'round %d/%d  load %s %s\n' "$round" "$PAIRS" "$(cut -d' ' -f1 /proc/loadavg)" "$line"
+	unset got line
 done
 
 # ratio NAME VALUES...: "NAME median (min-max)".
@@ -334,23 +364,27 @@ ratio() {
 }
 
 echo
-printf '%-14s %-7s %12s %8s %8s %11s  %s\n' server payload datagrams/s "p50 µs" "p99 µs" "server CPU" "ratio: median (min-max)"
-for run in "udpd ascii" "cref ascii" "naive ascii" "udpd utf8" "udpd watched"; do
+printf '%-16s %-7s %12s %8s %8s %11s %12s  %s\n' server payload datagrams/s "p50 µs" "p99 µs" "server CPU" "per CPU-s" "ratio: median (min-max)"
+for run in "udpd ascii" "${compared[@]}"; do
 	name=${run% *} payload=${run#* }
 	read -r m_dps _ < <(summary ${dps[$run]})
+	read -r m_eff _ < <(summary ${eff[$run]})
 	read -r m_p50 _ < <(summary ${p50[$run]})
 	read -r m_p99 _ < <(summary ${p99[$run]})
 	read -r m_cpu _ < <(summary ${cpu[$run]})
 	case $run in
-	"cref ascii") r=$(ratio udpd/C "${r_c[@]}") ;;
+	"cref ascii") r="$(ratio udpd/C "${r_c[@]}")  $(ratio "per CPU" "${e_c[@]}")" ;;
 	"naive ascii") r=$(ratio udpd/naive "${r_naive[@]}") ;;
 	"udpd utf8") r=$(ratio utf8/ascii "${r_utf8[@]}") ;;
 	"udpd watched") r=$(ratio watched/ascii "${r_watch[@]}") ;;
+	"base ascii") r="$(ratio udpd/base "${r_base[@]}")  $(ratio "per CPU" "${e_base[@]}")" ;;
 	*) r="" ;;
 	esac
-	printf '%-14s %-7s %12.0f %8.0f %8.0f %10.0f%%  %s\n' "${label[$name]}" "$payload" "$m_dps" "$m_p50" "$m_p99" "$m_cpu" "$r"
+	printf '%-16s %-7s %12.0f %8.0f %8.0f %10.0f%% %12.0f  %s\n' "${label[$name]}" "$payload" "$m_dps" "$m_p50" "$m_p99" "$m_cpu" "$m_eff" "$r"
 done
-echo "(medians over $PAIRS rounds; server CPU is the share of one core the server used while loaded)"
+echo "(medians over $PAIRS rounds; server CPU is the share of one core the server used while loaded;"
+echo " per CPU-s is datagrams per second of the server's CPU time, which other load on the machine"
+echo " disturbs less than the rate; a \"per CPU\" ratio compares those within each pair)"
 
 # bar NAME BAR VALUES...: prints the bar line for the median of VALUES.
 bar() {
@@ -362,11 +396,12 @@ bar() {
 }
 echo
 echo "bars (issue 4), on the median ratio:"
-bar udpd/C "$BAR_C" "${r_c[@]}"
-bar utf8/ascii "$BAR_UTF8" "${r_utf8[@]}"
-bar watched/ascii "$BAR_WATCH" "${r_watch[@]}"
+((${#r_c[@]} == 0)) || bar udpd/C "$BAR_C" "${r_c[@]}"
+((${#r_utf8[@]} == 0)) || bar utf8/ascii "$BAR_UTF8" "${r_utf8[@]}"
+((${#r_watch[@]} == 0)) || bar watched/ascii "$BAR_WATCH" "${r_watch[@]}"
 
-read -r c_cpu _ < <(summary ${cpu[cref ascii]})
+c_cpu=100
+[[ -z ${cpu[cref ascii]:-} ]] || read -r c_cpu _ < <(summary ${cpu[cref ascii]})
 if awk -v c="$c_cpu" 'BEGIN { exit !(c < 90) }'; then
 	echo
 	printf 'note: the C reference used only %.0f%% of its core: the load generator, not the servers, set the\n' "$c_cpu"

@@ -54,7 +54,7 @@ func (f *flow) initIO() error {
 	b.writeFn = f.sendmmsg
 	size := len(f.sendBufs[0])
 	seg := min(maxSegments, len(f.sendBufs), MaxSize/size)
-	if segmentation && seg > 1 && f.r.cfg.Server.Addr().IsLoopback() && b.setSegment(size) == nil {
+	if segmentation && !f.r.cfg.NoSegmentation && seg > 1 && f.r.cfg.Server.Addr().IsLoopback() && b.setSegment(size) == nil {
 		b.seg = seg
 		b.ghdrs = make([]unix.Mmsghdr, (len(f.sendBufs)+seg-1)/seg)
 	}

@@ -84,6 +84,9 @@ type Config struct {
 	Size int
 	// Payload is ASCII or UTF8.
 	Payload string
+	// NoSegmentation sends one datagram per message even to a loopback
+	// server, like ordinary clients, instead of UDP segmentation offload.
+	NoSegmentation bool
 	// Timeout is how long a datagram waits for its reply before it counts
 	// as lost and is replaced (at most MaxTimeout). A loss is noticed
 	// within Timeout/8 (at most 50ms) after that.

@@ -19,6 +19,7 @@ import (
 func (a *app) newBenchCmd() *cobra.Command {
 	var server string
 	var allowRemote bool
+	segment := true
 	var replyTimeout time.Duration
 	cfg := loadgen.Config{}
 	cmd := &cobra.Command{
@@ -47,7 +48,8 @@ rttP50Us, rttP99Us, rttP999Us and rttMaxUs, all numbers as JSON numbers.
 Exit status 1 when a reply was mismatched or no reply came at all.`,
 		Example: `  udpctl bench
   udpctl bench --duration 30s --flows 4 --window 64 --size 1400
-  udpctl bench --count 100000 --payload utf8 -o json | jq .datagramsPerSecond`,
+  udpctl bench --count 100000 --payload utf8 -o json | jq .datagramsPerSecond
+  udpctl bench --segment=false   # one datagram per send, as ordinary clients`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			addr, err := benchTarget(server, allowRemote)
@@ -55,6 +57,7 @@ Exit status 1 when a reply was mismatched or no reply came at all.`,
 				return err
 			}
 			cfg.Server = addr
+			cfg.NoSegmentation = !segment
 			if cfg.Timeout, err = a.replyTimeout(cmd, replyTimeout); err != nil {
 				return err
 			}
@@ -107,6 +110,7 @@ Exit status 1 when a reply was mismatched or no reply came at all.`,
 	f.IntVar(&cfg.Window, "window", 16, "datagrams each socket keeps in flight (1 to 1024)")
 	f.IntVar(&cfg.Size, "size", 64, "bytes per datagram ("+strconv.Itoa(loadgen.MinSize)+" to 65507)")
 	f.StringVar(&cfg.Payload, "payload", loadgen.ASCII, "padding text: ascii or utf8")
+	f.BoolVar(&segment, "segment", true, "to a loopback server, send many datagrams per system call with UDP segmentation offload (false: one per message, like ordinary clients)")
 	f.BoolVar(&allowRemote, "allow-remote", false, "allow a --server that is not a loopback address")
 	cmd.RegisterFlagCompletionFunc("payload", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{loadgen.ASCII, loadgen.UTF8}, cobra.ShellCompDirectiveNoFileComp
