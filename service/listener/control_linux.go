@@ -18,7 +18,8 @@ import (
 // with the datagram and given back to the kernel with the reply so that it
 // leaves from the address that was asked.
 
-// ctlSize holds one pktinfo control message, IPv4 (32 bytes) or IPv6 (40).
+// ctlSize holds one pktinfo control message, IPv4 (32 bytes) or IPv6 (40),
+// and one UDP_GRO control message (24 bytes, see gro_linux.go).
 const ctlSize = 64
 
 // pktinfo is one worker's control message buffers. The zero pktinfo is off:
@@ -26,6 +27,7 @@ const ctlSize = 64
 type pktinfo struct {
 	on   bool
 	v6   bool
+	gro  bool   // UDP_GRO is on: receive headers need control buffers too (gro_linux.go)
 	recv []byte // ctlSize per receive header
 	send []byte // ctlSize per reply header
 }
@@ -49,7 +51,7 @@ func enablePktinfo(rc syscall.RawConn, v6 bool) error {
 // setup gives each receive header a control buffer (and makes one per
 // reply header), for n headers.
 func (c *pktinfo) setup(rhdrs []unix.Mmsghdr) {
-	if !c.on {
+	if !c.on && !c.gro {
 		return
 	}
 	n := len(rhdrs)
@@ -62,7 +64,7 @@ func (c *pktinfo) setup(rhdrs []unix.Mmsghdr) {
 
 // rearm restores a receive header's control length before a read.
 func (c *pktinfo) rearm(h *unix.Msghdr) {
-	if c.on {
+	if c.on || c.gro {
 		h.SetControllen(ctlSize)
 	}
 }

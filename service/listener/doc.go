@@ -19,6 +19,14 @@
 // just sent, per peer, and stops answering a peer that keeps sending them
 // back (an echo loop with another responder, on any ports: echoloop.go).
 //
+// On Linux the sockets stay out of the Go netpoller while their workers are
+// busy (raw non-blocking reads, a blocking read in the kernel when the queue
+// is empty, the netpoller only for long idle spells), and a worker that never
+// finds its queue empty yields through the netpoller every few hundred
+// datagrams: wait_linux.go. Replies of a batch to one destination leave as
+// one UDP_SEGMENT message (gso_linux.go), and receives take UDP_GRO
+// (gro_linux.go).
+//
 // A listener on a wildcard address (0.0.0.0, [::]) reads each datagram's
 // destination from a control message (IP_PKTINFO, IPV6_RECVPKTINFO) and
 // sends the reply from it, so replies leave from the address that was

@@ -3,6 +3,7 @@
 package listener
 
 import (
+	"net/netip"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -37,7 +38,9 @@ type worker struct {
 	out      []byte // replies that are not the request uppercased in place
 	queued   int
 
-	waiter // how the worker reads, waits and stops (wait_linux.go)
+	seg       segmenter // replies coalesced for UDP_SEGMENT (gso_linux.go)
+	coalesced int       // receives that held several datagrams (UDP_GRO); tests read it
+	waiter              // how the worker reads, waits and stops (wait_linux.go)
 
 	kernelDrops atomic.Uint64 // the socket's drop count, kept when it closes
 
@@ -57,6 +60,7 @@ func newWorker(l *Listener, fd int, owned bool, maxBatch int) (*worker, error) {
 			return nil, err
 		}
 	}
+	w.ctl.gro = enableGRO(fd)
 	// Buffers come with the first datagram (see read): a thousand idle
 	// listeners cost no receive memory.
 	return w, nil
@@ -71,6 +75,7 @@ func (w *worker) setBatch(n int) {
 	w.names = make([]unix.RawSockaddrAny, n)
 	w.shdrs = make([]unix.Mmsghdr, n)
 	w.siovs = make([]unix.Iovec, n)
+	w.seg.setBatch(n)
 	for i := range n {
 		w.riovs[i].Base = &w.bufs[i][0]
 		h := &w.rhdrs[i].Hdr
@@ -83,7 +88,8 @@ func (w *worker) setBatch(n int) {
 	w.ctl.setup(w.rhdrs)
 }
 
-// handle answers the n datagrams of the last read.
+// handle answers the datagrams of the last read: n receives, each one
+// datagram or, with UDP_GRO, several of one size from one source.
 func (w *worker) handle(n int) {
 	var t tally
 	now := int64(time.Since(w.l.start)) // monotonic
@@ -94,74 +100,109 @@ func (w *worker) handle(n int) {
 			continue // not a datagram: a read woken by shutdown (see wait)
 		}
 		size := int(h.Len)
-		t.received++
-		t.bytesIn += uint64(size)
 		if h.Hdr.Flags&unix.MSG_TRUNC != 0 {
+			t.received++
+			t.bytesIn += uint64(size)
 			t.tooLarge++ // cannot happen below 64 KiB; never answer a cut datagram
 			continue
 		}
+		seg := size
+		if g := w.ctl.segmentSize(&h.Hdr); g > 0 && g < size {
+			seg = g
+			w.coalesced++
+		}
 		src, port := sourceOf(&w.names[i])
 		dst, ifindex := w.ctl.dest(&h.Hdr)
-		req := w.bufs[i][:size]
-		v, peer := w.gate.admit(src, port, dst, req, now)
-		switch v {
-		case refuseLoop:
-			t.loopBlocked++
-			continue
-		case refuseRate:
-			t.rateLimited++
-			continue
-		}
-		reply := req
-		if !uppercase.InPlace(req) {
-			if cap(w.out)-len(w.out) < uppercase.MaxExpansion*size {
-				w.flush(&t)
-				if w.out == nil {
-					w.out = make([]byte, 0, outSize)
-				}
+		for off := 0; ; off += seg {
+			end := min(off+seg, size)
+			w.answer(&t, &h.Hdr, w.bufs[i][off:end], src, port, dst, ifindex, now)
+			if end >= size {
+				break
 			}
-			start := len(w.out)
-			w.out = uppercase.Append(w.out, req)
-			reply = w.out[start:]
 		}
-		if w.gate.tooLarge(size, len(reply)) {
-			t.tooLarge++
-			continue
-		}
-		w.gate.sent(peer, reply, now)
-		s := &w.shdrs[w.queued]
-		s.Hdr.Name = h.Hdr.Name
-		s.Hdr.Namelen = h.Hdr.Namelen
-		w.ctl.reply(w.queued, &s.Hdr, dst, ifindex)
-		w.siovs[w.queued].Base = unsafe.SliceData(reply)
-		w.siovs[w.queued].SetLen(len(reply))
-		w.queued++
 	}
 	w.flush(&t)
 	w.c.add(&t)
 }
 
+// answer queues the reply to one datagram, req, received in h from
+// src:port and sent to dst, unless the policy refuses it.
+func (w *worker) answer(t *tally, h *unix.Msghdr, req []byte, src netip.Addr, port uint16, dst netip.Addr, ifindex uint32, now int64) {
+	size := len(req)
+	t.received++
+	t.bytesIn += uint64(size)
+	v, peer := w.gate.admit(src, port, dst, req, now)
+	switch v {
+	case refuseLoop:
+		t.loopBlocked++
+		return
+	case refuseRate:
+		t.rateLimited++
+		return
+	}
+	if w.queued == len(w.shdrs) {
+		w.flush(t) // more datagrams than headers: several came in one receive
+	}
+	reply := req
+	if !uppercase.InPlace(req) {
+		if cap(w.out)-len(w.out) < uppercase.MaxExpansion*size {
+			w.flush(t)
+			if w.out == nil {
+				w.out = make([]byte, 0, outSize)
+			}
+		}
+		start := len(w.out)
+		w.out = uppercase.Append(w.out, req)
+		reply = w.out[start:]
+	}
+	if w.gate.tooLarge(size, len(reply)) {
+		t.tooLarge++
+		return
+	}
+	w.gate.sent(peer, reply, now)
+	s := &w.shdrs[w.queued]
+	s.Hdr.Name = h.Name
+	s.Hdr.Namelen = h.Namelen
+	w.ctl.reply(w.queued, &s.Hdr, dst, ifindex)
+	w.siovs[w.queued].Base = unsafe.SliceData(reply)
+	w.siovs[w.queued].SetLen(len(reply))
+	w.queued++
+}
+
 // flush sends the queued replies, waiting for the socket to take them.
 func (w *worker) flush(t *tally) {
-	pending := w.shdrs[:w.queued]
+	w.sendAll(w.messages(), t)
+	w.queued = 0
+	w.out = w.out[:0]
+}
+
+// sendAll sends msgs, a reply per segment, and counts what happened.
+func (w *worker) sendAll(msgs []unix.Mmsghdr, t *tally) {
+	pending := msgs
 	for len(pending) > 0 {
 		n, errno := w.send(pending)
 		for _, m := range pending[:n] {
-			t.sent++
+			t.sent += uint64(m.Hdr.Iovlen)
 			t.bytesOut += uint64(m.Len)
+			if m.Hdr.Iovlen > 1 {
+				w.seg.sent++
+			}
 		}
 		pending = pending[n:]
 		switch {
 		case errno == 0:
 		case errno == unix.EAGAIN && !w.stopped.Load():
 		case errno == unix.EAGAIN || errno == unix.EPIPE || errno == unix.EBADF:
-			t.sendErrors += uint64(len(pending)) // closing: drop the rest
+			for _, m := range pending {
+				t.sendErrors += uint64(m.Hdr.Iovlen) // closing: drop the rest
+			}
 			pending = nil
+		case segmented(&pending[0]) && (errno == unix.EINVAL || errno == unix.EIO || errno == unix.EMSGSIZE):
+			w.unsegment(&pending[0], errno, t)
+			pending = pending[1:]
 		default:
-			t.sendErrors++ // the first pending reply failed; skip it
+			t.sendErrors += uint64(pending[0].Hdr.Iovlen) // the first pending message failed; skip it
 			pending = pending[1:]
 		}
 	}
-	w.queued = 0
-	w.out = w.out[:0]
 }
