@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package handoff passes a running daemon's open sockets and files to a new
 // process of it, for an upgrade in which nothing queued is lost and nothing
 // is refused: the kernel sockets stay the same objects, only the process
@@ -25,7 +27,8 @@
 // a second channel for the counters. Inheriting descriptors through
 // syscall.StartProcess and one unix socket is all this needs.
 //
-// handoff knows nothing of listeners, gRPC or protobuf.
+// handoff knows nothing of listeners, gRPC or protobuf. It needs unix
+// descriptor passing: on Windows, Start fails and Inherit finds nothing.
 package handoff
 
 import (
@@ -97,7 +100,7 @@ func Start(ctx context.Context, opts Options, files []File, state any) (*Child, 
 	if err != nil {
 		return nil, fmt.Errorf("upgrade: state: %w", err)
 	}
-	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	pair, err := socketpair()
 	if err != nil {
 		return nil, fmt.Errorf("upgrade: socketpair: %w", err)
 	}

@@ -99,7 +99,7 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		}()
 	}
 	usr2 := make(chan os.Signal, 1)
-	signal.Notify(usr2, syscall.SIGUSR2)
+	notifyUpgrade(usr2)
 	defer signal.Stop(usr2)
 	for {
 		select {

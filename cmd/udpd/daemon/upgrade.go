@@ -11,8 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/udpd/udpd/service/admin"
 	"github.com/udpd/udpd/service/handoff"
 	"github.com/udpd/udpd/service/manager"
@@ -99,7 +97,7 @@ func (in *inherited) lock() (io.Closer, error) {
 	if f == nil {
 		return nil, errors.New("hand-over: no state file lock")
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := relock(f); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("hand-over: state file lock: %w", err)
 	}
