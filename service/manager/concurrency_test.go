@@ -13,7 +13,7 @@ import (
 	"github.com/udpd/udpd/service/manager"
 )
 
-// TestConcurrentChanges races Start, Stop, Rebind, Get, List and Stats on
+// TestConcurrentChanges races Start, Stop, Rebind, Apply, Get, List and Stats on
 // a few ids and addresses, then checks that the manager, its last save and
 // the sockets agree.
 func TestConcurrentChanges(t *testing.T) {
@@ -53,7 +53,7 @@ func TestConcurrentChanges(t *testing.T) {
 					id = "a" // half the goroutines fight over one id
 				}
 				addr := addrs[r.IntN(len(addrs))]
-				switch r.IntN(7) { // starts are likelier, so some listeners remain
+				switch r.IntN(8) { // starts are likelier, so some listeners remain
 				case 0, 1, 2:
 					_, err := m.Start(ctx(t), manager.Spec{ID: id, Address: addr}, "")
 					check("Start", err)
@@ -70,6 +70,11 @@ func TestConcurrentChanges(t *testing.T) {
 					if err == nil && (l.ID != id || (l.State != manager.StateRunning && l.State != manager.StateDraining) || !l.BoundAddress.IsValid()) {
 						t.Errorf("Get(%q): got %+v, want it running or draining, with a bound address", id, l)
 					}
+				case 7:
+					// A one-listener configuration, without prune: a start
+					// or a move of id, in one step.
+					_, err := m.Apply(ctx(t), []manager.Spec{{ID: id, Address: addr}}, manager.ApplyOptions{Drain: 50 * time.Millisecond})
+					check("Apply", err)
 				case 6:
 					ls, _ := m.List("", 0)
 					total, per, err := m.Stats("")
