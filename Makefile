@@ -37,7 +37,7 @@ man: ## Generate the man pages (udpd.8, udpctl.1, udpctl-*.1) into bin/man
 	$(GO) run -ldflags '$(LDFLAGS)' ./cmd/internal/mangen $(BIN)/man
 
 .PHONY: install
-install: build man ## Install binaries, completions, man pages and the systemd unit (PREFIX=/usr/local, DESTDIR)
+install: build man ## Install binaries, completions, man pages and the systemd units (PREFIX=/usr/local, DESTDIR)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
 	  $(DESTDIR)$(DATADIR)/bash-completion/completions $(DESTDIR)$(DATADIR)/zsh/site-functions \
 	  $(DESTDIR)$(DATADIR)/fish/vendor_completions.d
@@ -47,13 +47,15 @@ install: build man ## Install binaries, completions, man pages and the systemd u
 	$(BIN)/udpctl completion bash > $(DESTDIR)$(DATADIR)/bash-completion/completions/udpctl
 	$(BIN)/udpctl completion zsh > $(DESTDIR)$(DATADIR)/zsh/site-functions/_udpctl
 	$(BIN)/udpctl completion fish > $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/udpctl.fish
-	sed 's|/usr/local/bin/udpd|$(BINDIR)/udpd|g' deploy/udpd.service > $(DESTDIR)$(UNITDIR)/udpd.service
+	sed 's|/usr/local/bin/|$(BINDIR)/|g' deploy/udpd.service > $(DESTDIR)$(UNITDIR)/udpd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/udpd.service
+	install -m 0644 deploy/udpd.socket $(DESTDIR)$(UNITDIR)/udpd.socket
 
 .PHONY: uninstall
 uninstall: ## Remove what make install installed (same PREFIX and DESTDIR)
 	rm -f $(DESTDIR)$(BINDIR)/udpd $(DESTDIR)$(BINDIR)/udpctl $(DESTDIR)$(MANDIR)/man8/udpd.8 \
 	  $(DESTDIR)$(MANDIR)/man1/udpctl.1 $(DESTDIR)$(MANDIR)/man1/udpctl-*.1 $(DESTDIR)$(UNITDIR)/udpd.service \
+	  $(DESTDIR)$(UNITDIR)/udpd.socket \
 	  $(DESTDIR)$(DATADIR)/bash-completion/completions/udpctl $(DESTDIR)$(DATADIR)/zsh/site-functions/_udpctl \
 	  $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/udpctl.fish
 

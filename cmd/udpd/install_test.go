@@ -41,6 +41,7 @@ func TestMakeInstall(t *testing.T) {
 		"usr/share/zsh/site-functions/_udpctl":            0o644,
 		"usr/share/fish/vendor_completions.d/udpctl.fish": 0o644,
 		"usr/lib/systemd/system/udpd.service":             0o644,
+		"usr/lib/systemd/system/udpd.socket":              0o644,
 	}
 	for name, mode := range files {
 		fi, err := os.Stat(filepath.Join(dest, name))
@@ -63,7 +64,8 @@ func TestMakeInstall(t *testing.T) {
 		t.Errorf("bash completion is not udpctl's:\n%.200s", c)
 	}
 	unit := read("usr/lib/systemd/system/udpd.service")
-	if !strings.Contains(unit, "\nExecStart=/usr/bin/udpd ") || !strings.Contains(unit, "Documentation=man:udpd(8)") {
+	if !strings.Contains(unit, "\nExecStart=/usr/bin/udpd ") || !strings.Contains(unit, "\nExecReload=/usr/bin/udpctl ") ||
+		!strings.Contains(unit, "Documentation=man:udpd(8)") {
 		t.Errorf("the unit does not run /usr/bin/udpd or lost its man page:\n%s", unit)
 	}
 

@@ -120,7 +120,13 @@ listeners managed at run time over a gRPC admin API (see udpctl).
 
 With no flags it serves 127.0.0.1:12000 and the admin API on
 127.0.0.1:50051. With --resume it starts the listeners saved in the state
-file instead (the --listen ones on the first run, when there is none).`
+file instead (the --listen ones on the first run, when there is none).
+Under systemd socket activation (LISTEN_FDS) each passed socket is a
+listener named by its FileDescriptorName.
+
+SIGINT and SIGTERM shut udpd down, answering what is queued. SIGUSR2 (or
+'udpctl daemon upgrade') hands every socket to a new process of the binary
+at udpd's path, losing nothing; if that process fails, udpd serves on.`
 	usageExamples = `  udpd
   udpd --listen 127.0.0.1:12000 --listen '[::1]:12000' --metrics 127.0.0.1:9112
   udpd --resume --admin unix:///run/udpd/admin.sock --log-format json
