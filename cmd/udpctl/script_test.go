@@ -96,6 +96,8 @@ func scriptParams(t *testing.T, dir string) testscript.Params {
 			"httpwait":   cmdHTTPWait,
 			"notifysock": cmdNotifySock,
 			"waitfor":    cmdWaitFor,
+			"stdoutenv":  cmdStdoutEnv,
+			"waitgone":   cmdWaitGone,
 			"sleep":      cmdSleep,
 			"envsubst":   cmdEnvsubst,
 		},
@@ -414,6 +416,40 @@ func cmdNotifySock(ts *testscript.TestScript, neg bool, args []string) {
 		<-done
 		log.Close()
 	})
+}
+
+// stdoutenv NAME REGEXP sets NAME to the first group of REGEXP's first
+// match in the last command's stdout (a pid an upgrade printed, say).
+func cmdStdoutEnv(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: stdoutenv NAME REGEXP")
+	}
+	m := regexp.MustCompile(args[1]).FindStringSubmatch(ts.ReadFile("stdout"))
+	if len(m) < 2 {
+		ts.Fatalf("stdout has no match for %s", args[1])
+	}
+	ts.Setenv(args[0], m[1])
+}
+
+// waitgone PID waits (up to 10 s) until process PID has exited: a udpd
+// that an upgrade started is no background command of the script.
+func cmdWaitGone(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitgone PID")
+	}
+	pid, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b, err := os.ReadFile("/proc/" + args[0] + "/stat")
+		// Gone, or a zombie ("pid (comm) Z ...") nobody has reaped yet.
+		if err != nil || strings.Contains(string(b), ") Z ") {
+			return
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			ts.Fatalf("process %d still running after 10s", pid)
+		}
+	}
 }
 
 // waitfor FILE REGEXP waits (up to 10 s) until a line of FILE matches.

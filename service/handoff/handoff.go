@@ -76,6 +76,7 @@ type message struct {
 // Options say what to start.
 type Options struct {
 	Path string   // the binary
+	Name string   // its argv[0]; "" means Path
 	Args []string // its arguments, without argv[0]
 	Env  []string // its environment, without EnvFD; nil: this process's
 	// Timeout is how long the new process has to report ready.
@@ -140,7 +141,11 @@ func Start(ctx context.Context, opts Options, files []File, state any) (*Child, 
 		env = os.Environ()
 	}
 	env = append(withoutEnv(env, EnvFD), EnvFD+"=3")
-	pid, err := syscall.ForkExec(opts.Path, append([]string{opts.Path}, opts.Args...), &syscall.ProcAttr{Env: env, Files: fds})
+	argv0 := opts.Name
+	if argv0 == "" {
+		argv0 = opts.Path
+	}
+	pid, err := syscall.ForkExec(opts.Path, append([]string{argv0}, opts.Args...), &syscall.ProcAttr{Env: env, Files: fds})
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("upgrade: start %s: %w: %w", opts.Path, err, ErrFailed)

@@ -180,7 +180,9 @@ func (d *daemon) startChild(ctx context.Context, timeout time.Duration, handed [
 			files = append(files, handoff.File{Name: socketName(h.Spec.ID, i), Conn: s})
 		}
 	}
-	return handoff.Start(ctx, handoff.Options{Path: path, Args: os.Args[1:], Timeout: timeout}, files, inv)
+	// The binary now at the path udpd was started from, under the name it
+	// was started with.
+	return handoff.Start(ctx, handoff.Options{Path: path, Name: os.Args[0], Args: os.Args[1:], Timeout: timeout}, files, inv)
 }
 
 // afterUpgrade ends this process once it has handed over: running admin
