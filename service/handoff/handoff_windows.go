@@ -27,6 +27,7 @@ type File struct {
 // Options say what to start.
 type Options struct {
 	Path    string
+	Name    string
 	Args    []string
 	Env     []string
 	Timeout time.Duration
