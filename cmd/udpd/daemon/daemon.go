@@ -79,14 +79,19 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // run starts udpd, serves until ctx is done, and shuts it down.
 func run(ctx context.Context, cfg *config, log *slog.Logger) error {
+	// SIGHUP is caught before udpd says it is ready, so that one sent
+	// right after (which reloads --config) never kills it.
+	var hup chan os.Signal
+	if cfg.configFile != "" {
+		hup = make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
 	d, err := start(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	if cfg.configFile != "" {
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
 		rctx, stopReload := context.WithCancel(ctx)
 		reloaded := make(chan struct{})
 		defer func() { stopReload(); <-reloaded }()

@@ -94,6 +94,8 @@ func (r *reloader) run(ctx context.Context, hup <-chan os.Signal) error {
 		}
 	}
 	watch()
+	// A change between udpd's start and the watch is caught here.
+	r.reload(ctx, "file changed", false)
 	settle := time.NewTimer(time.Hour)
 	settle.Stop()
 	for {
