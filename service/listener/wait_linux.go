@@ -38,7 +38,8 @@ import (
 //     An idle listener holds no thread.
 //
 // A worker whose queue never empties never waits, so every yieldAfter
-// datagrams it yields through the netpoller (see pace): however busy one
+// datagrams it yields through the netpoller (see pace), also in the middle
+// of a batch (with UDP_GRO a batch may hold thousands): however busy one
 // socket is, the admin API and the other listeners keep being served.
 //
 // Stopping: Shutdown sets the listener's draining flag and shutdown(2)s the
@@ -121,7 +122,6 @@ func (w *worker) serve() {
 		if n == len(w.rhdrs) && n < w.maxBatch {
 			w.setBatch(w.maxBatch)
 		}
-		w.pace(n)
 	}
 }
 
@@ -246,16 +246,14 @@ func (w *worker) ready(fd uintptr) bool {
 	return peek(fd, unix.MSG_DONTWAIT) != unix.EAGAIN || w.stopped.Load() || w.l.draining.Load()
 }
 
-// pace yields every yieldAfter datagrams handled in a row. A worker that
-// never waits would otherwise run until the runtime preempts it (10 ms at
-// a time), and goroutines woken by the network (the admin API, other
-// listeners) would wait as long.
-func (w *worker) pace(n int) {
-	w.handled += n
-	if w.handled >= yieldAfter {
-		w.handled = 0
-		w.yield()
-	}
+// pace yields once handle has answered yieldAfter datagrams in a row
+// (counted in handled; a wait starts the count again), between two
+// receives. A worker that never waits would otherwise run until the
+// runtime preempts it (10 ms at a time), and goroutines woken by the
+// network (the admin API, other listeners) would wait as long.
+func (w *worker) pace() {
+	w.handled = 0
+	w.yield()
 }
 
 // yield parks the worker until the runtime next polls the network, which

@@ -116,9 +116,16 @@ func (w *worker) handle(n int) {
 		for off := 0; ; off += seg {
 			end := min(off+seg, size)
 			w.answer(&t, &h.Hdr, w.bufs[i][off:end], src, port, dst, ifindex, now)
+			w.handled++
 			if end >= size {
 				break
 			}
+		}
+		if w.handled >= yieldAfter {
+			// Busy for a while: send what is queued, then let the
+			// runtime poll the network (see pace in wait_linux.go).
+			w.flush(&t)
+			w.pace()
 		}
 	}
 	w.flush(&t)
