@@ -30,7 +30,8 @@ bytes. A datagram received and not answered is counted in exactly one of
 TOO_LARGE (its reply would exceed the largest UDP payload or the listener's
 --max-reply-ratio, or it arrived truncated), SEND_ERRORS (the kernel
 refused the reply), LOOP_BLOCKED (it came from a responder's port, such as
-echo's, so a reply could start a loop) and RATE_LIMITED (its source network
+echo's, or from udpd itself, or from a source caught in an echo loop, so a
+reply could start or continue a loop) and RATE_LIMITED (its source network
 exceeded the listener's limits). READ_ERRORS counts failed socket reads,
 not datagrams. KERNEL_DROPS never reached udpd: the socket's receive queue
 was full.
