@@ -446,7 +446,9 @@ func cmdWaitGone(ts *testscript.TestScript, neg bool, args []string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			syscall.Kill(pid, syscall.SIGKILL)
+			if p, err := os.FindProcess(pid); err == nil {
+				p.Kill()
+			}
 			ts.Fatalf("process %d still running after 10s", pid)
 		}
 	}
