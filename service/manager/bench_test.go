@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/udpd/udpd/service/manager"
 	"github.com/udpd/udpd/service/metrics"
@@ -85,9 +84,7 @@ func benchListeners(b *testing.B, n, workers int) {
 		}
 		statsMS, statsCPU = ms(time.Since(t0)), ms(cpu()-c0)
 
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(metrics.New(m))
-		scrape := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+		scrape := metrics.Handler(metrics.New(m), prometheus.NewRegistry())
 		t0, c0 = time.Now(), cpu()
 		rec := httptest.NewRecorder()
 		scrape.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))

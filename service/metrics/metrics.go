@@ -41,25 +41,36 @@ const (
 	ReasonKernel      = "kernel"       // receive queue full: never reached udpd
 )
 
+// families are the Collector's metric families, in the order of their
+// names.
+var families = [...]struct {
+	name, help string
+	counter    bool
+	labels     []string
+}{
+	{"udpd_bytes_received_total", "Payload bytes read by the listener.", true, []string{"listener"}},
+	{"udpd_bytes_sent_total", "Payload bytes sent by the listener.", true, []string{"listener"}},
+	{"udpd_datagrams_dropped_total", "Datagrams not answered, by reason: too_large, send_error, loop_blocked, rate_limited, and kernel (dropped by the kernel before udpd read them).",
+		true, []string{"listener", "reason"}},
+	{"udpd_datagrams_received_total", "Datagrams read by the listener.", true, []string{"listener"}},
+	{"udpd_datagrams_sent_total", "Replies sent by the listener.", true, []string{"listener"}},
+	{"udpd_listener_generation", "Binds of the listener: 1 after start, +1 per rebind.", false, []string{"listener"}},
+	{"udpd_listener_info", "Always 1: the listener's requested and bound addresses.", false, []string{"listener", "address", "bound_address"}},
+	{"udpd_listener_state", "1 for the listener's current state, 0 for the other: running, or draining (stopped, still answering what its sockets hold).",
+		false, []string{"listener", "state"}},
+	{"udpd_listeners", "Listeners running (draining ones not counted).", false, nil},
+	{"udpd_read_errors_total", "Failed socket reads (not datagrams).", true, []string{"listener"}},
+}
+
 // New returns a Collector over src.
 func New(src Source) *Collector {
-	l := []string{"listener"}
+	var d [len(families)]*prometheus.Desc
+	for i, f := range families {
+		d[i] = prometheus.NewDesc(f.name, f.help, f.labels, nil)
+	}
 	return &Collector{
-		src:        src,
-		received:   prometheus.NewDesc("udpd_datagrams_received_total", "Datagrams read by the listener.", l, nil),
-		sent:       prometheus.NewDesc("udpd_datagrams_sent_total", "Replies sent by the listener.", l, nil),
-		bytesIn:    prometheus.NewDesc("udpd_bytes_received_total", "Payload bytes read by the listener.", l, nil),
-		bytesOut:   prometheus.NewDesc("udpd_bytes_sent_total", "Payload bytes sent by the listener.", l, nil),
-		readErrors: prometheus.NewDesc("udpd_read_errors_total", "Failed socket reads (not datagrams).", l, nil),
-		dropped: prometheus.NewDesc("udpd_datagrams_dropped_total",
-			"Datagrams not answered, by reason: too_large, send_error, loop_blocked, rate_limited, and kernel (dropped by the kernel before udpd read them).",
-			[]string{"listener", "reason"}, nil),
-		info: prometheus.NewDesc("udpd_listener_info", "Always 1: the listener's requested and bound addresses.",
-			[]string{"listener", "address", "bound_address"}, nil),
-		state: prometheus.NewDesc("udpd_listener_state", "1 for the listener's current state, 0 for the other: running, or draining (stopped, still answering what its sockets hold).",
-			[]string{"listener", "state"}, nil),
-		generation: prometheus.NewDesc("udpd_listener_generation", "Binds of the listener: 1 after start, +1 per rebind.", l, nil),
-		listeners:  prometheus.NewDesc("udpd_listeners", "Listeners running (draining ones not counted).", nil, nil),
+		src: src, bytesIn: d[0], bytesOut: d[1], dropped: d[2], received: d[3], sent: d[4],
+		generation: d[5], info: d[6], state: d[7], listeners: d[8], readErrors: d[9],
 	}
 }
 
@@ -88,15 +99,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	defer c.mu.Unlock()
 	cache := make(map[string]*labels, len(ls))
 	for _, l := range ls {
-		bound := ""
-		if l.BoundAddress.IsValid() {
-			bound = l.BoundAddress.String()
-		}
-		lb := c.cache[l.ID]
-		if lb == nil || lb.address != l.Address || lb.bound != bound {
-			lb = newLabels(l.ID, l.Address, bound)
-		}
-		cache[l.ID] = lb
+		lb := c.labelsOf(l, cache)
 		s := l.Stats
 		ch <- sample{c.received, lb.id, float64(s.DatagramsReceived), true}
 		ch <- sample{c.sent, lb.id, float64(s.DatagramsSent), true}
@@ -126,6 +129,21 @@ var (
 	states      = [...]manager.State{manager.StateDraining, manager.StateRunning}
 )
 
+// labelsOf returns l's labels, from the last scrape's cache if they have
+// not changed, and puts them in cache (the next scrape's). c.mu is held.
+func (c *Collector) labelsOf(l manager.Listener, cache map[string]*labels) *labels {
+	bound := ""
+	if l.BoundAddress.IsValid() {
+		bound = l.BoundAddress.String()
+	}
+	lb := c.cache[l.ID]
+	if lb == nil || lb.address != l.Address || lb.bound != bound {
+		lb = newLabels(l.ID, l.Address, bound)
+	}
+	cache[l.ID] = lb
+	return lb
+}
+
 // labels are one listener's label pairs, in the order of their names as
 // the registry wants them. Samples only read them, so every scrape can
 // share them.
@@ -135,6 +153,10 @@ type labels struct {
 	reasons        [len(dropReasons)][]*dto.LabelPair // listener, reason
 	states         [len(states)][]*dto.LabelPair      // listener, state
 	info           []*dto.LabelPair                   // address, bound_address, listener
+
+	// The same in the text format, escaped: text is `listener="…"`,
+	// infoText `{address="…",bound_address="…",listener="…"}`.
+	text, infoText string
 }
 
 func newLabels(id, address, bound string) *labels {
@@ -145,7 +167,9 @@ func newLabels(id, address, bound string) *labels {
 		bound:   bound,
 		id:      []*dto.LabelPair{lid},
 		info:    []*dto.LabelPair{pair("address", address), pair("bound_address", bound), lid},
+		text:    `listener="` + escapeLabel.Replace(id) + `"`,
 	}
+	lb.infoText = `{address="` + escapeLabel.Replace(address) + `",bound_address="` + escapeLabel.Replace(bound) + `",` + lb.text + `}`
 	for i, r := range dropReasons {
 		lb.reasons[i] = []*dto.LabelPair{lid, pair("reason", r)}
 	}

@@ -12,7 +12,6 @@ import (
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/udpd/udpd/cmd/internal/buildinfo"
 	"github.com/udpd/udpd/service/manager"
@@ -23,7 +22,8 @@ import (
 // time), the admin gRPC server's metrics, build info, and the Go runtime
 // and process collectors.
 type metricsServer struct {
-	reg  *prometheus.Registry
+	udpd *metrics.Collector    // the listeners' families, written directly
+	reg  *prometheus.Registry // the rest
 	grpc *grpcprom.ServerMetrics
 	http *http.Server
 	lis  net.Listener
@@ -34,13 +34,12 @@ func newMetrics(m *manager.Manager) *metricsServer {
 	reg := prometheus.NewRegistry()
 	g := grpcprom.NewServerMetrics()
 	reg.MustRegister(
-		metrics.New(m),
 		g,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo(),
 	)
-	return &metricsServer{reg: reg, grpc: g}
+	return &metricsServer{udpd: metrics.New(m), reg: reg, grpc: g}
 }
 
 func buildInfo() prometheus.Collector {
@@ -90,7 +89,7 @@ func (s *metricsServer) listen(addr string, tlsCfg *tls.Config, insecure bool, p
 func (s *metricsServer) serveOn(lis net.Listener, tlsCfg *tls.Config, page http.Handler) {
 	s.lis = lis
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	mux.Handle("/metrics", metrics.Handler(s.udpd, s.reg))
 	mux.Handle("/", page)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg}
 }
