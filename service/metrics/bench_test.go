@@ -25,21 +25,27 @@ func (ls listeners) List(string, int) ([]manager.Listener, bool) { return ls, fa
 // Handler, without the sockets (BenchmarkTenThousandListeners in
 // service/manager scrapes a real manager).
 func BenchmarkScrape(b *testing.B) {
-	benchScrape(b, func(c *metrics.Collector) http.Handler { return metrics.Handler(c, prometheus.NewRegistry()) })
+	benchScrape(b, "", func(c *metrics.Collector) http.Handler { return metrics.Handler(c, prometheus.NewRegistry()) })
 }
 
 // BenchmarkScrapeRegistry measures the same scrape through the registry
 // and promhttp (what a protobuf scrape costs, and what a text scrape cost
 // before Handler).
 func BenchmarkScrapeRegistry(b *testing.B) {
-	benchScrape(b, func(c *metrics.Collector) http.Handler {
+	benchScrape(b, "", func(c *metrics.Collector) http.Handler {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(c)
 		return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	})
 }
 
-func benchScrape(b *testing.B, handler func(*metrics.Collector) http.Handler) {
+// BenchmarkScrapeGzip is BenchmarkScrape for a scraper that accepts gzip,
+// as Prometheus does.
+func BenchmarkScrapeGzip(b *testing.B) {
+	benchScrape(b, "gzip", func(c *metrics.Collector) http.Handler { return metrics.Handler(c, prometheus.NewRegistry()) })
+}
+
+func benchScrape(b *testing.B, encoding string, handler func(*metrics.Collector) http.Handler) {
 	for _, n := range []int{1000, 10000} {
 		ls := make(listeners, n)
 		for i := range ls {
@@ -53,7 +59,9 @@ func benchScrape(b *testing.B, handler func(*metrics.Collector) http.Handler) {
 			h := handler(metrics.New(ls))
 			for b.Loop() {
 				rec := httptest.NewRecorder()
-				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+				req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+				req.Header.Set("Accept-Encoding", encoding)
+				h.ServeHTTP(rec, req)
 				if rec.Code != http.StatusOK {
 					b.Fatal(rec.Code)
 				}

@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -63,13 +64,29 @@ func TestHandlerMatchesRegistry(t *testing.T) {
 	rest := prometheus.NewPedanticRegistry()
 	rest.MustRegister(others()...)
 	h := metrics.Handler(metrics.New(escapingSource), rest)
-	for scrape := range 2 { // the second reuses labels and a buffer
+	for scrape := range 3 { // the second reuses labels and a buffer; the third is gzipped
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		if scrape == 2 {
+			req.Header.Set("Accept-Encoding", "gzip")
+		}
+		h.ServeHTTP(rec, req)
 		if ct := rec.Header().Get("Content-Type"); ct != "text/plain; version=0.0.4; charset=utf-8; escaping=underscores" {
 			t.Errorf("scrape %d: Content-Type %q", scrape, ct)
 		}
-		body := rec.Body.String()
+		var r io.Reader = rec.Body
+		if ce := rec.Header().Get("Content-Encoding"); (ce == "gzip") != (scrape == 2) {
+			t.Fatalf("scrape %d: Content-Encoding %q", scrape, ce)
+		} else if ce == "gzip" {
+			if r, err = gzip.NewReader(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		raw, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := string(raw)
 		p := expfmt.NewTextParser(model.LegacyValidation)
 		got, err := p.TextToMetricFamilies(strings.NewReader(body))
 		if err != nil {
