@@ -22,7 +22,7 @@ import (
 // time), the admin gRPC server's metrics, build info, and the Go runtime
 // and process collectors.
 type metricsServer struct {
-	udpd *metrics.Collector    // the listeners' families, written directly
+	udpd *metrics.Collector   // the listeners' families, written directly
 	reg  *prometheus.Registry // the rest
 	grpc *grpcprom.ServerMetrics
 	http *http.Server
