@@ -139,9 +139,13 @@ func (c *Collector) snapshot() snapshot {
 	return s
 }
 
-// appendFamily appends families[i]: its HELP and TYPE, then its series.
+// appendFamily appends families[i]: its HELP and TYPE, then its series;
+// nothing for a family without series, as the registry does.
 func (s snapshot) appendFamily(b []byte, i int) []byte {
 	f := families[i]
+	if len(s.ls) == 0 && f.labels != nil {
+		return b
+	}
 	b = append(b, "# HELP "...)
 	b = append(b, f.name...)
 	b = append(b, ' ')

@@ -107,21 +107,27 @@ func TestHandlerMatchesRegistry(t *testing.T) {
 }
 
 // TestAppendTextMatchesCollector compares AppendText alone with what the
-// registry gathers from the Collector.
+// registry gathers from the Collector, with listeners and without.
 func TestAppendTextMatchesCollector(t *testing.T) {
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(metrics.New(escapingSource))
-	want, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	for _, src := range []listSource{escapingSource, nil} {
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(metrics.New(src))
+		want, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := metrics.New(src).AppendText(nil)
+		p := expfmt.NewTextParser(model.LegacyValidation)
+		got, err := p.TextToMetricFamilies(bytes.NewReader(text))
+		if err != nil {
+			t.Fatalf("%d listeners: parse: %v\n%s", len(src), err, text)
+		}
+		compare(t, got, want)
+		// The parser drops families without series: count them here.
+		if n := bytes.Count(text, []byte("# TYPE ")); n != len(want) {
+			t.Errorf("%d listeners: %d families, want %d:\n%s", len(src), n, len(want), text)
+		}
 	}
-	text := metrics.New(escapingSource).AppendText(nil)
-	p := expfmt.NewTextParser(model.LegacyValidation)
-	got, err := p.TextToMetricFamilies(bytes.NewReader(text))
-	if err != nil {
-		t.Fatalf("parse: %v\n%s", err, text)
-	}
-	compare(t, got, want)
 }
 
 // TestHandlerProtobuf: a scraper that asks for protobuf gets it, with the
