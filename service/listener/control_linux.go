@@ -77,14 +77,11 @@ func (c *pktinfo) dest(h *unix.Msghdr) (netip.Addr, uint32) {
 		return netip.Addr{}, 0
 	}
 	ctl := unsafe.Slice(h.Control, min(int(h.Controllen), ctlSize))
-	hdrLen := unix.CmsgLen(0)
-	for len(ctl) >= hdrLen {
-		cm := (*unix.Cmsghdr)(unsafe.Pointer(&ctl[0]))
-		l := int(cm.Len)
-		if l < hdrLen || l > len(ctl) {
-			break
+	for {
+		cm, data, rest, ok := nextCmsg(ctl)
+		if !ok {
+			return netip.Addr{}, 0
 		}
-		data := ctl[hdrLen:l]
 		switch {
 		case cm.Level == unix.IPPROTO_IP && cm.Type == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
 			// Spec_dst is the local address the kernel would answer from:
@@ -96,9 +93,8 @@ func (c *pktinfo) dest(h *unix.Msghdr) (netip.Addr, uint32) {
 			pi := (*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0]))
 			return netip.AddrFrom16(pi.Addr), pi.Ifindex
 		}
-		ctl = ctl[min(unix.CmsgSpace(l-hdrLen), len(ctl)):]
+		ctl = rest
 	}
-	return netip.Addr{}, 0
 }
 
 // reply makes the reply header s (the q-th reply of a batch) leave from
@@ -153,4 +149,20 @@ func portOf(p uint16) uint16 {
 	var b [2]byte
 	binary.NativeEndian.PutUint16(b[:], p)
 	return binary.BigEndian.Uint16(b[:])
+}
+
+// nextCmsg splits the first control message off ctl: its header, its
+// data and the messages after it. ok is false at the end of ctl or on a
+// malformed header.
+func nextCmsg(ctl []byte) (cm *unix.Cmsghdr, data, rest []byte, ok bool) {
+	hdrLen := unix.CmsgLen(0)
+	if len(ctl) < hdrLen {
+		return nil, nil, nil, false
+	}
+	cm = (*unix.Cmsghdr)(unsafe.Pointer(&ctl[0]))
+	l := int(cm.Len)
+	if l < hdrLen || l > len(ctl) {
+		return nil, nil, nil, false
+	}
+	return cm, ctl[hdrLen:l], ctl[min(unix.CmsgSpace(l-hdrLen), len(ctl)):], true
 }

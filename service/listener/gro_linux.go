@@ -31,17 +31,14 @@ func (c *pktinfo) segmentSize(h *unix.Msghdr) int {
 		return 0
 	}
 	ctl := unsafe.Slice(h.Control, min(int(h.Controllen), ctlSize))
-	hdrLen := unix.CmsgLen(0)
-	for len(ctl) >= hdrLen {
-		cm := (*unix.Cmsghdr)(unsafe.Pointer(&ctl[0]))
-		l := int(cm.Len)
-		if l < hdrLen || l > len(ctl) {
-			break
+	for {
+		cm, data, rest, ok := nextCmsg(ctl)
+		if !ok {
+			return 0
 		}
-		if cm.Level == unix.SOL_UDP && cm.Type == unix.UDP_GRO && l-hdrLen >= 4 {
-			return int(*(*int32)(unsafe.Pointer(&ctl[hdrLen])))
+		if cm.Level == unix.SOL_UDP && cm.Type == unix.UDP_GRO && len(data) >= 4 {
+			return int(*(*int32)(unsafe.Pointer(&data[0])))
 		}
-		ctl = ctl[min(unix.CmsgSpace(l-hdrLen), len(ctl)):]
+		ctl = rest
 	}
-	return 0
 }

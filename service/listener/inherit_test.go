@@ -5,41 +5,14 @@ package listener
 import (
 	"context"
 	"fmt"
+	"github.com/udpd/udpd/service/internal/udptest"
 	"net"
 	"net/netip"
 	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
-
-// files duplicates l's sockets as files, as a process passing them on
-// would.
-func files(t *testing.T, l *Listener) []*os.File {
-	t.Helper()
-	var fs []*os.File
-	for _, s := range l.Sockets() {
-		rc, err := s.SyscallConn()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var f *os.File
-		err = rc.Control(func(fd uintptr) {
-			var dup int
-			if dup, err = unix.Dup(int(fd)); err == nil {
-				f = os.NewFile(uintptr(dup), "socket")
-			}
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { f.Close() })
-		fs = append(fs, f)
-	}
-	return fs
-}
 
 // replies reads replies on c until none comes for a while and returns
 // how many there were; every one must be an uppercase "Q".
@@ -80,7 +53,7 @@ func TestReleaseHandsQueuedDatagramsToTheNextListener(t *testing.T) {
 		}
 	}
 
-	next, err := FromFiles(files(t, old), Config{})
+	next, err := FromFiles(udptest.DupFiles(t, old.Sockets()), Config{})
 	if err != nil {
 		t.Fatalf("FromFiles: %v", err)
 	}
@@ -155,7 +128,7 @@ func TestFromFilesRefusesWhatIsNotOneUDPAddress(t *testing.T) {
 		want  string
 	}{
 		{"none", nil, "no socket"},
-		{"two addresses", append(files(t, a), files(t, b)...), "the other sockets to"},
+		{"two addresses", append(udptest.DupFiles(t, a.Sockets()), udptest.DupFiles(t, b.Sockets())...), "the other sockets to"},
 		{"tcp", []*os.File{tf}, "listen from"},
 		{"unix datagram", []*os.File{uf}, "not UDP"},
 		{"regular file", []*os.File{unbound}, "listen from"},
@@ -179,7 +152,7 @@ func TestReleaseOfAnUnservedListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keep := files(t, l) // another holder, as after a hand-over
+	keep := udptest.DupFiles(t, l.Sockets()) // another holder, as after a hand-over
 	c := dial(t, l)
 	if _, err := c.Write([]byte("q")); err != nil {
 		t.Fatal(err)

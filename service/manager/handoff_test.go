@@ -4,41 +4,14 @@ package manager_test
 
 import (
 	"errors"
+	"github.com/udpd/udpd/service/internal/udptest"
 	"net/netip"
-	"os"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/udpd/udpd/service/listener"
 	"github.com/udpd/udpd/service/manager"
 )
-
-// dupFiles duplicates a listener's sockets, as the process handing over
-// passes them to the new one.
-func dupFiles(t *testing.T, l *listener.Listener) []*os.File {
-	t.Helper()
-	var fs []*os.File
-	for _, s := range l.Sockets() {
-		rc, err := s.SyscallConn()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var f *os.File
-		err = rc.Control(func(fd uintptr) {
-			var dup int
-			if dup, err = syscall.Dup(int(fd)); err == nil {
-				f = os.NewFile(uintptr(dup), "socket")
-			}
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { f.Close() })
-		fs = append(fs, f)
-	}
-	return fs
-}
 
 // TestHandOverKeepsIdsGenerationsAndTotals hands two listeners from one
 // Manager to another inside one process, as an upgrade does between two:
@@ -80,7 +53,7 @@ func TestHandOverKeepsIdsGenerationsAndTotals(t *testing.T) {
 	next := newManager(t, manager.Options{})
 	var adopt []manager.Adopted
 	for _, h := range handed {
-		adopt = append(adopt, manager.Adopted{Spec: h.Spec, Files: dupFiles(t, h.Listener), Generation: h.Generation, Created: h.Created, Bound: h.Bound})
+		adopt = append(adopt, manager.Adopted{Spec: h.Spec, Files: udptest.DupFiles(t, h.Listener.Sockets()), Generation: h.Generation, Created: h.Created, Bound: h.Bound})
 	}
 	if _, err := next.Adopt(adopt); err != nil {
 		t.Fatalf("Adopt: %v", err)
@@ -151,7 +124,7 @@ func TestAdoptRefusesATakenIdOrAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	if _, err := m.Adopt([]manager.Adopted{{Spec: manager.Spec{ID: "a", Address: l.Addr().String()}, Files: dupFiles(t, l)}}); !errors.Is(err, manager.ErrAlreadyExists) {
+	if _, err := m.Adopt([]manager.Adopted{{Spec: manager.Spec{ID: "a", Address: l.Addr().String()}, Files: udptest.DupFiles(t, l.Sockets())}}); !errors.Is(err, manager.ErrAlreadyExists) {
 		t.Errorf("Adopt of a taken id: %v, want ErrAlreadyExists", err)
 	}
 	// Another id on sockets of a's own address.
@@ -160,7 +133,7 @@ func TestAdoptRefusesATakenIdOrAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Thaw()
-	if _, err := m.Adopt([]manager.Adopted{{Spec: manager.Spec{ID: "c", Address: handed[0].Listener.Addr().String()}, Files: dupFiles(t, handed[0].Listener)}}); !errors.Is(err, manager.ErrAddressInUse) {
+	if _, err := m.Adopt([]manager.Adopted{{Spec: manager.Spec{ID: "c", Address: handed[0].Listener.Addr().String()}, Files: udptest.DupFiles(t, handed[0].Listener.Sockets())}}); !errors.Is(err, manager.ErrAddressInUse) {
 		t.Errorf("Adopt of a held address: %v, want ErrAddressInUse", err)
 	}
 }
