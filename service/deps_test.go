@@ -61,6 +61,21 @@ func TestGeneratedCodeOnlyAtTheEdges(t *testing.T) {
 	}
 }
 
+// TestTestHooksOnlyInTests: service/internal/testhook's switches put the
+// daemon in states it otherwise refuses; only the listener reads one, and
+// only tests set them (test files are not in .Imports).
+func TestTestHooksOnlyInTests(t *testing.T) {
+	const hook = module + "/service/internal/testhook"
+	for _, line := range goList(t, "-f", "{{.ImportPath}}:{{join .Imports \",\"}}", module+"/...") {
+		pkg, imports, _ := strings.Cut(line, ":")
+		for _, imp := range strings.Split(imports, ",") {
+			if imp == hook && pkg != module+"/service/listener" {
+				t.Errorf("%s imports %s; only service/listener (and tests) may", pkg, imp)
+			}
+		}
+	}
+}
+
 func TestEveryPackageHasADocComment(t *testing.T) {
 	for _, line := range goList(t, "-f", "{{.Dir}}:{{.Name}}:{{join .GoFiles \",\"}}", module+"/...") {
 		parts := strings.SplitN(line, ":", 3)

@@ -51,7 +51,7 @@ type worker struct {
 func newWorker(l *Listener, fd int, owned bool, maxBatch int) (*worker, error) {
 	w := &worker{l: l, fd: fd, owned: owned, maxBatch: maxBatch}
 	w.waiter.init(w)
-	w.gate = gate{rules: &l.rules, maxPayload: l.maxPayload}
+	w.gate = newGate(l)
 	if a := l.addr.Addr(); a.IsUnspecified() {
 		// A wildcard listener answers from the address each datagram was
 		// sent to, which only a control message tells.

@@ -43,7 +43,7 @@ type worker struct {
 
 func newWorker(l *Listener, c sock, _ bool, _ int) (*worker, error) {
 	w := &worker{l: l, conn: c}
-	w.gate = gate{rules: &l.rules, maxPayload: l.maxPayload}
+	w.gate = newGate(l)
 	return w, nil
 }
 
