@@ -181,9 +181,9 @@ func (m *Manager) apply(ctx context.Context, specs []Spec, opts ApplyOptions) (P
 	for _, s := range steps {
 		switch {
 		case s.Action == ActionStart:
-			m.byID[s.ID] = &entry{spec: s.Spec, addr: s.addr, cur: s.group, groups: []*listener.Listener{s.group}, gen: 1, created: now, bound: now}
+			m.put(&entry{spec: s.Spec, addr: s.addr, cur: s.group, groups: []*listener.Listener{s.group}, gen: 1, created: now, bound: now})
 		case s.Action == ActionStop:
-			delete(m.byID, s.ID)
+			m.remove(s.ID)
 			s.e.stopped = true
 			m.stopping[s.e] = struct{}{}
 			olds = append(olds, oldGroup{s.e, s.e.cur})

@@ -85,7 +85,7 @@ func (m *Manager) Adopt(as []Adopted) ([]Listener, error) {
 	}
 	m.mu.Lock()
 	for _, e := range es {
-		m.byID[e.spec.ID] = e
+		m.put(e)
 	}
 	m.updateLoops()
 	m.mu.Unlock()

@@ -48,6 +48,7 @@ type Manager struct {
 
 	mu       sync.Mutex
 	byID     map[string]*entry
+	order    []*entry            // byID's entries ordered by id (see put and remove)
 	stopping map[*entry]struct{} // stopped, still answering what was queued
 	retired  listener.Stats      // counters of listeners stopped for good
 	loops    listener.LoopGuard  // sources never answered, shared by every listener
@@ -118,7 +119,7 @@ func (m *Manager) Restore(ctx context.Context, specs []Spec) ([]Listener, error)
 		m.mu.Lock()
 		for _, l := range out {
 			if e := m.byID[l.ID]; e != nil {
-				delete(m.byID, l.ID)
+				m.remove(l.ID)
 				gone = append(gone, e.cur)
 			}
 		}
@@ -205,7 +206,7 @@ func (m *Manager) start1(ctx context.Context, spec Spec, requestID string, save 
 	now := time.Now()
 	e := &entry{spec: spec, addr: addr, cur: l, groups: []*listener.Listener{l}, gen: 1, created: now, bound: now}
 	m.mu.Lock()
-	m.byID[spec.ID] = e
+	m.put(e)
 	if m.deferred == nil {
 		m.updateLoops()
 	}
@@ -262,7 +263,7 @@ func (m *Manager) forget(ctx context.Context, id string) (*entry, *listener.List
 	cur := e.cur
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.byID, id)
+	m.remove(id)
 	e.stopped = true
 	e.cur = nil
 	m.stopping[e] = struct{}{}
@@ -450,24 +451,53 @@ func (m *Manager) limits(spec Spec) Limits {
 	return m.opts.Limits
 }
 
+// put adds e to byID and order. Called with m.change and m.mu held.
+func (m *Manager) put(e *entry) {
+	m.byID[e.spec.ID] = e
+	i, found := m.find(e.spec.ID)
+	if found {
+		m.order[i] = e
+		return
+	}
+	m.order = slices.Insert(m.order, i, e)
+}
+
+// remove deletes listener id from byID and order. Called with m.change
+// and m.mu held.
+func (m *Manager) remove(id string) {
+	delete(m.byID, id)
+	if i, found := m.find(id); found {
+		m.order = slices.Delete(m.order, i, i+1)
+	}
+}
+
+// find is where id is, or would be, in order.
+func (m *Manager) find(id string) (int, bool) {
+	return slices.BinarySearchFunc(m.order, id, func(e *entry, id string) int { return strings.Compare(e.spec.ID, id) })
+}
+
 // specs returns the configuration of every listener, ordered by id.
 // Called with m.change or m.mu held.
 func (m *Manager) specs() []Spec {
-	specs := make([]Spec, 0, len(m.byID))
-	for _, e := range m.byID {
-		specs = append(specs, e.spec)
+	specs := make([]Spec, len(m.order))
+	for i, e := range m.order {
+		specs[i] = e.spec
 	}
-	slices.SortFunc(specs, func(a, b Spec) int { return strings.Compare(a.ID, b.ID) })
 	return specs
 }
 
 // specsWith returns the configuration as it will be once listener id has
 // spec (nil: once it is gone). Called with m.change held.
 func (m *Manager) specsWith(id string, spec *Spec) []Spec {
-	specs := slices.DeleteFunc(m.specs(), func(s Spec) bool { return s.ID == id })
-	if spec != nil {
-		specs = append(specs, *spec)
-		slices.SortFunc(specs, func(a, b Spec) int { return strings.Compare(a.ID, b.ID) })
+	specs := m.specs()
+	i, found := m.find(id)
+	switch {
+	case spec == nil && found:
+		specs = slices.Delete(specs, i, i+1)
+	case spec != nil && found:
+		specs[i] = *spec
+	case spec != nil:
+		specs = slices.Insert(specs, i, *spec)
 	}
 	return specs
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/udpd/udpd/service/listener"
 )
@@ -85,8 +84,8 @@ func (m *Manager) Stats(id string) (total listener.Stats, per []ListenerStats, e
 		all = append(all, countersOf(e))
 	}
 	mine := -1
-	for eid, e := range m.byID {
-		if eid == id {
+	for _, e := range m.order {
+		if e.spec.ID == id {
 			mine = len(all)
 		}
 		all = append(all, countersOf(e))
@@ -111,7 +110,6 @@ func (m *Manager) Stats(id string) (total listener.Stats, per []ListenerStats, e
 			per = append(per, ListenerStats{c.id, c.stats})
 		}
 	}
-	slices.SortFunc(per, func(a, b ListenerStats) int { return strings.Compare(a.ID, b.ID) })
 	return total, per, nil
 }
 
@@ -165,30 +163,33 @@ type view struct {
 
 // viewOf must be called with m.mu held.
 func (m *Manager) viewOf(e *entry) view {
-	v := view{
-		l: Listener{
-			ID:         e.spec.ID,
-			Address:    e.spec.Address,
-			State:      StateRunning,
-			Generation: e.gen,
-			Created:    e.created,
-			Bound:      e.bound,
-			Limits:     m.limits(e.spec),
-		},
-		c: countersOf(e),
+	v := view{c: countersOf(e)}
+	m.describe(e, &v.l)
+	return v
+}
+
+// describe sets l to e without its counters. Called with m.mu held.
+func (m *Manager) describe(e *entry, l *Listener) {
+	*l = Listener{
+		ID:         e.spec.ID,
+		Address:    e.spec.Address,
+		State:      StateRunning,
+		Generation: e.gen,
+		Created:    e.created,
+		Bound:      e.bound,
+		Limits:     m.limits(e.spec),
 	}
 	switch {
 	case e.cur != nil:
-		v.l.BoundAddress = e.cur.Addr()
-		v.l.Workers = e.cur.Workers()
+		l.BoundAddress = e.cur.Addr()
+		l.Workers = e.cur.Workers()
 	case len(e.groups) > 0: // stopped, draining
-		v.l.State = StateDraining
-		v.l.BoundAddress = e.groups[len(e.groups)-1].Addr()
-		v.l.Workers = e.groups[len(e.groups)-1].Workers()
+		l.State = StateDraining
+		l.BoundAddress = e.groups[len(e.groups)-1].Addr()
+		l.Workers = e.groups[len(e.groups)-1].Workers()
 	case e.stopped:
-		v.l.State = StateStopped
+		l.State = StateStopped
 	}
-	return v
 }
 
 // listener reads the counters and returns the whole Listener.

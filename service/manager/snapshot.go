@@ -13,60 +13,69 @@ import (
 type Snapshot struct {
 	Time      time.Time
 	Total     listener.Stats // every listener ever started, stopped ones included
-	Listeners []Listener     // ordered by id
+	Listeners []Listener     // the running listeners, ordered by id
 }
 
 // Snapshot reads every listener's counters once and describes every
 // listener. Its cost grows with the number of listeners and sockets (the
 // kernel drop count is a system call per socket), so callers that need it
 // often share one (see service/sampler).
-func (m *Manager) Snapshot() Snapshot { return m.snapshot(true) }
-
-// QuickSnapshot is Snapshot without a system call: each KernelDrops is
-// the count that the last read of that socket's (a Snapshot, Stats, Get or
-// List) found. A sampler that ticks often takes a Snapshot now and then
-// and QuickSnapshots between.
-func (m *Manager) QuickSnapshot() Snapshot { return m.snapshot(false) }
-
-func (m *Manager) snapshot(kernel bool) Snapshot {
+func (m *Manager) Snapshot() Snapshot {
 	m.mu.Lock()
 	now, start, retired := time.Now(), m.start, m.retired
 	stopping := make([]counters, 0, len(m.stopping))
 	for e := range m.stopping {
 		stopping = append(stopping, countersOf(e))
 	}
-	views := make([]view, 0, len(m.byID))
-	for _, e := range m.byID {
-		views = append(views, m.viewOf(e))
+	views := make([]view, len(m.order))
+	for i, e := range m.order {
+		views[i] = m.viewOf(e)
 	}
 	m.mu.Unlock()
 
-	read := (*counters).read
-	if !kernel {
-		read = (*counters).readQuick
-	}
 	s := Snapshot{Time: now, Total: retired, Listeners: make([]Listener, len(views))}
 	for i := range stopping {
-		read(&stopping[i])
+		stopping[i].read()
 		s.Total = s.Total.Add(stopping[i].stats)
 	}
 	for i := range views {
-		read(&views[i].c)
-		views[i].l.Stats = views[i].c.stats
-		s.Listeners[i] = views[i].l
+		s.Listeners[i] = views[i].listener()
 		s.Total = s.Total.Add(s.Listeners[i].Stats)
 	}
 	s.Total.Start = start
-	slices.SortFunc(s.Listeners, func(a, b Listener) int { return strings.Compare(a.ID, b.ID) })
 	return s
 }
 
-// readQuick is read without a system call (see QuickSnapshot).
-func (c *counters) readQuick() {
-	c.stats = c.base
-	for _, g := range c.groups {
-		c.stats = c.stats.Add(g.Counters())
+// QuickSnapshot is Snapshot without a system call: each KernelDrops is
+// the count that the last read of that socket's (a Snapshot, Stats, Get or
+// List) found. A sampler that ticks often takes a Snapshot now and then
+// and QuickSnapshots between. Its reads are atomic loads, made with m.mu
+// held, so it copies and sorts nothing but its result.
+func (m *Manager) QuickSnapshot() Snapshot {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := Snapshot{Time: time.Now(), Total: m.retired, Listeners: make([]Listener, len(m.order))}
+	for e := range m.stopping {
+		s.Total = s.Total.Add(quick(e))
 	}
+	for i, e := range m.order {
+		l := &s.Listeners[i]
+		m.describe(e, l)
+		l.Stats = quick(e)
+		s.Total = s.Total.Add(l.Stats)
+	}
+	s.Total.Start = m.start
+	return s
+}
+
+// quick is e's counters without a system call (see QuickSnapshot).
+// Called with m.mu held.
+func quick(e *entry) listener.Stats {
+	st := e.base
+	for _, g := range e.groups {
+		st = st.Add(g.Counters())
+	}
+	return st
 }
 
 // Listener returns listener id from the snapshot, or false.
