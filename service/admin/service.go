@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -42,8 +43,8 @@ type Service struct {
 	configFile string // set: changes are refused (see Options.ConfigFile)
 
 	watchMu   sync.Mutex
-	watchSnap *manager.Snapshot // the last snapshot encoded for all listeners
-	watchMsg  *grpc.PreparedMsg // its encoding, sent by every stream
+	watchSnap *manager.Snapshot                       // the last snapshot encoded for all listeners
+	watchMsgs map[*manager.Snapshot]*grpc.PreparedMsg // its encodings, by the snapshot they follow (nil: complete)
 }
 
 var _ adminv1.ListenerServiceServer = (*Service)(nil)
@@ -207,18 +208,22 @@ func (s *Service) WatchStats(req *adminv1.WatchStatsRequest, stream grpc.ServerS
 		return toStatus(err)
 	}
 	defer w.Close()
+	var prev *manager.Snapshot // what this stream sent last, for changes_only
 	for {
 		select {
 		case snap, ok := <-w.C():
 			if !ok {
 				return toStatus(fmt.Errorf("watch: %w", sampler.ErrStopped))
 			}
-			msg, err := s.watchMessage(stream, snap, id)
+			msg, err := s.watchMessage(stream, snap, prev, id)
 			if err != nil {
 				return toStatus(err)
 			}
 			if err := stream.SendMsg(msg); err != nil {
 				return err
+			}
+			if req.GetChangesOnly() {
+				prev = snap
 			}
 		case <-stream.Context().Done():
 			return status.FromContextError(stream.Context().Err()).Err()
@@ -234,40 +239,70 @@ func (s *Service) WatchStats(req *adminv1.WatchStatsRequest, stream grpc.ServerS
 }
 
 // watchMessage is what a stream watching listener id (all when empty)
-// sends for snap. For all listeners, the message is converted and encoded
-// once per snapshot and the same bytes go to every stream: udpd registers
-// no gRPC compressor (service/deps_test.go checks), so every stream
-// encodes alike.
-func (s *Service) watchMessage(stream grpc.ServerStream, snap *manager.Snapshot, id string) (any, error) {
+// sends for snap; prev is the snapshot it sent before, when it asked for
+// changes only (nil: send every listener). For all listeners, a message is
+// converted and encoded once per snapshot and prev, and the same bytes go
+// to every stream: udpd registers no gRPC compressor
+// (service/deps_test.go checks), so every stream encodes alike.
+func (s *Service) watchMessage(stream grpc.ServerStream, snap, prev *manager.Snapshot, id string) (any, error) {
 	if id != "" {
 		l, ok := snap.Listener(id)
 		if !ok {
 			return nil, fmt.Errorf("stats %q: %w", id, manager.ErrNotFound)
 		}
-		return &adminv1.WatchStatsResponse{
-			Time:      timestamppb.New(snap.Time),
-			Total:     statsToProto(snap.Total),
-			Listeners: []*adminv1.ListenerStats{{ListenerId: l.ID, Stats: statsToProto(l.Stats)}},
-		}, nil
+		resp := &adminv1.WatchStatsResponse{Time: timestamppb.New(snap.Time), Total: statsToProto(snap.Total)}
+		if p, ok := prevListener(prev, id); ok && p.Stats == l.Stats {
+			return resp, nil // unchanged
+		}
+		resp.Listeners = []*adminv1.ListenerStats{{ListenerId: l.ID, Stats: statsToProto(l.Stats)}}
+		resp.Complete = true
+		return resp, nil
 	}
 	s.watchMu.Lock()
 	defer s.watchMu.Unlock()
 	if s.watchSnap != snap {
-		resp := &adminv1.WatchStatsResponse{
-			Time:      timestamppb.New(snap.Time),
-			Total:     statsToProto(snap.Total),
-			Listeners: make([]*adminv1.ListenerStats, len(snap.Listeners)),
-		}
-		for i, l := range snap.Listeners {
-			resp.Listeners[i] = &adminv1.ListenerStats{ListenerId: l.ID, Stats: statsToProto(l.Stats)}
-		}
-		msg := new(grpc.PreparedMsg)
-		if err := msg.Encode(stream, resp); err != nil {
-			return nil, fmt.Errorf("watch: encode: %w", err)
-		}
-		s.watchSnap, s.watchMsg = snap, msg
+		s.watchSnap, s.watchMsgs = snap, make(map[*manager.Snapshot]*grpc.PreparedMsg)
 	}
-	return s.watchMsg, nil
+	if msg := s.watchMsgs[prev]; msg != nil {
+		return msg, nil
+	}
+	since := prev
+	if since != nil && !sameListeners(since, snap) {
+		since = nil // started or stopped: send them all
+		if msg := s.watchMsgs[nil]; msg != nil {
+			s.watchMsgs[prev] = msg
+			return msg, nil
+		}
+	}
+	resp := &adminv1.WatchStatsResponse{Time: timestamppb.New(snap.Time), Total: statsToProto(snap.Total), Complete: since == nil}
+	for i, l := range snap.Listeners {
+		if since == nil || since.Listeners[i].Stats != l.Stats {
+			resp.Listeners = append(resp.Listeners, &adminv1.ListenerStats{ListenerId: l.ID, Stats: statsToProto(l.Stats)})
+		}
+	}
+	msg := new(grpc.PreparedMsg)
+	if err := msg.Encode(stream, resp); err != nil {
+		return nil, fmt.Errorf("watch: encode: %w", err)
+	}
+	s.watchMsgs[prev] = msg
+	if since == nil {
+		s.watchMsgs[nil] = msg
+	}
+	return msg, nil
+}
+
+// prevListener is listener id in prev, if prev is set and has it.
+func prevListener(prev *manager.Snapshot, id string) (manager.Listener, bool) {
+	if prev == nil {
+		return manager.Listener{}, false
+	}
+	return prev.Listener(id)
+}
+
+// sameListeners reports whether a and b hold the same listeners, in the
+// same order (both are ordered by id).
+func sameListeners(a, b *manager.Snapshot) bool {
+	return slices.EqualFunc(a.Listeners, b.Listeners, func(x, y manager.Listener) bool { return x.ID == y.ID })
 }
 
 func duration(field string, d *durationpb.Duration) (time.Duration, error) {

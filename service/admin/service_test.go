@@ -532,7 +532,7 @@ func TestWatchStats(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first snapshot: %v", err)
 	}
-	want := &adminv1.WatchStatsResponse{Total: &adminv1.Stats{}, Listeners: []*adminv1.ListenerStats{{ListenerId: "a", Stats: &adminv1.Stats{}}}}
+	want := &adminv1.WatchStatsResponse{Total: &adminv1.Stats{}, Listeners: []*adminv1.ListenerStats{{ListenerId: "a", Stats: &adminv1.Stats{}}}, Complete: true}
 	if diff := cmp.Diff(want, first, ignoreVolatile); diff != "" {
 		t.Errorf("first snapshot (-want +got):\n%s", diff)
 	}

@@ -3,24 +3,24 @@
 package admin_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/mem"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	adminv1 "github.com/udpd/udpd/gen/udpd/admin/v1"
@@ -50,8 +50,11 @@ func BenchmarkWatchingCost(b *testing.B) {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur < listeners+300 {
 		b.Skipf("needs %d open files, the limit is %d (ulimit -n)", listeners+300, lim.Cur)
 	}
-	pairs := 5
-	if v, err := strconv.Atoi(os.Getenv("UDPD_BENCH_PAIRS")); err == nil && v > 0 {
+	pairs, idleFor := 5, 3*time.Second
+	if v, err := time.ParseDuration(os.Getenv("UDPD_BENCH_IDLE")); err == nil && v > 0 {
+		idleFor = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("UDPD_BENCH_PAIRS")); err == nil && v >= 0 {
 		pairs = v
 	}
 	m := manager.New(manager.Options{Workers: 1, MaxListeners: listeners})
@@ -76,9 +79,8 @@ func BenchmarkWatchingCost(b *testing.B) {
 	b.Cleanup(stop)
 	go smp.Run(sctx)
 	e := serve(b, m, admin.Options{Sampler: smp})
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(metrics.New(m))
-	scrapeSrv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// As the daemon serves /metrics.
+	scrapeSrv := httptest.NewServer(metrics.Handler(metrics.New(m), prometheus.NewRegistry()))
 	b.Cleanup(scrapeSrv.Close)
 
 	load := func() float64 {
@@ -91,59 +93,28 @@ func BenchmarkWatchingCost(b *testing.B) {
 		}
 		return r.Rate
 	}
-	// watch opens the streams and the scraper and returns once every
-	// stream has its first snapshot; the returned func stops them all.
-	watch := func() (stop func()) {
-		ctx, cancel := context.WithCancel(b.Context())
-		var wg sync.WaitGroup
-		first := make(chan struct{}, streams)
-		n := streams
-		if os.Getenv("UDPD_WATCH_MODE") == "scrape" {
+	// watch starts the watchers (another process, see watchers) and
+	// returns once every stream has its first snapshot; the returned func
+	// stops them and returns the CPU time they used.
+	watch := func() (stop func() time.Duration) {
+		mode := os.Getenv("UDPD_WATCH_MODE")
+		n, url := streams, scrapeSrv.URL
+		switch mode {
+		case "scrape":
 			n = 0
+		case "streams":
+			url = ""
 		}
-		for range n {
-			s, err := e.client.WatchStats(ctx, &adminv1.WatchStatsRequest{Interval: durationpb.New(100 * time.Millisecond)}, grpc.ForceCodecV2(undecoded{}))
-			if err != nil {
-				b.Fatal(err)
+		w := startWatchers(b, watchersConfig{Admin: e.conn.Target(), Streams: n, ListenerID: os.Getenv("UDPD_WATCH_ID"), Full: os.Getenv("UDPD_WATCH_FULL") != "", Scrape: url})
+		return func() time.Duration {
+			used := w.stop()
+			// The server ends its streams after the client has: wait
+			// for their places, so that the next watch has them all.
+			for smp.Watchers() > 0 {
+				time.Sleep(time.Millisecond)
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for n := 0; ; n++ {
-					if _, err := s.Recv(); err != nil {
-						return
-					}
-					if n == 0 {
-						first <- struct{}{}
-					}
-				}
-			}()
+			return used
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if os.Getenv("UDPD_WATCH_MODE") == "streams" {
-				return
-			}
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			for {
-				resp, err := http.Get(scrapeSrv.URL)
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-				}
-			}
-		}()
-		for range n {
-			<-first
-		}
-		return func() { cancel(); wg.Wait() }
 	}
 	cpu := func() time.Duration {
 		var ru syscall.Rusage
@@ -159,8 +130,7 @@ func BenchmarkWatchingCost(b *testing.B) {
 				if !watching {
 					return load()
 				}
-				stop := watch()
-				defer stop()
+				defer watch()()
 				return load()
 			}
 			if p%2 == 0 {
@@ -171,41 +141,157 @@ func BenchmarkWatchingCost(b *testing.B) {
 			ratios = append(ratios, watched/plain)
 			b.Logf("pair %d: plain %.0f/s, watched %.0f/s, ratio %.3f", p+1, plain, watched, watched/plain)
 		}
-		slices.Sort(ratios)
-		median := ratios[len(ratios)/2]
-		b.ReportMetric(median, "watched/plain")
-		b.ReportMetric(ratios[0], "min-ratio")
-		b.ReportMetric(ratios[len(ratios)-1], "max-ratio")
-		b.ReportMetric(100*(1-median), "cost-%")
+		if pairs > 0 {
+			slices.Sort(ratios)
+			median := ratios[len(ratios)/2]
+			b.ReportMetric(median, "watched/plain")
+			b.ReportMetric(ratios[0], "min-ratio")
+			b.ReportMetric(ratios[len(ratios)-1], "max-ratio")
+			b.ReportMetric(100*(1-median), "cost-%")
+		}
 
 		// The watching alone, on an idle daemon: CPU per second of wall
-		// time, and readings per second.
-		idle := func(watching bool) (float64, float64) {
+		// time, the daemon's and the watchers', and readings per second.
+		idle := func(watching bool) (daemon, watchers, reads float64) {
+			var stop func() time.Duration
 			if watching {
-				defer watch()()
+				stop = watch()
 			}
 			c0, r0, t0 := cpu(), smp.Reads(), time.Now()
-			time.Sleep(3 * time.Second)
+			time.Sleep(idleFor)
 			wall := time.Since(t0)
-			return float64(cpu()-c0) / float64(wall), float64(smp.Reads()-r0) / wall.Seconds()
+			daemon, reads = float64(cpu()-c0)/float64(wall), float64(smp.Reads()-r0)/wall.Seconds()
+			if stop != nil {
+				watchers = float64(stop()) / float64(wall)
+			}
+			return daemon, watchers, reads
 		}
-		base, _ := idle(false)
-		busy, reads := idle(true)
+		base, _, _ := idle(false)
+		busy, watchers, reads := idle(true)
 		b.ReportMetric(100*(busy-base), "watch-cpu-%")
+		b.ReportMetric(100*watchers, "watchers-cpu-%")
 		b.ReportMetric(reads, "reads/s")
 	}
 }
 
-// undecoded is a client codec that encodes requests and leaves replies
-// undecoded: the benchmark's watchers stand for udpctl processes of their
-// own, so decoding is not the daemon's cost.
-type undecoded struct{}
+// The watchers are this test binary run again with watchersEnv set to a
+// watchersConfig in JSON: the WatchStats streams and the scraper, in a
+// process of their own, as udpctl and Prometheus would be, so that their
+// garbage and their CPU are not the daemon's. It prints "ready" once every
+// stream has its first snapshot, and stops when its stdin closes.
+const watchersEnv = "UDPD_BENCH_WATCHERS"
 
-func (undecoded) Marshal(v any) (mem.BufferSlice, error) {
-	b, err := proto.Marshal(v.(proto.Message))
-	return mem.BufferSlice{mem.SliceBuffer(b)}, err
+type watchersConfig struct {
+	Admin      string // the admin API's address
+	Streams    int    // WatchStats streams at 10 Hz
+	ListenerID string // what they watch; empty: all listeners
+	Full       bool   // every listener in every message, not changes_only
+	Scrape     string // a URL scraped once a second; empty: none
 }
 
-func (undecoded) Unmarshal(data mem.BufferSlice, v any) error { return nil }
+func init() {
+	if v := os.Getenv(watchersEnv); v != "" {
+		var c watchersConfig
+		if err := json.Unmarshal([]byte(v), &c); err != nil {
+			fmt.Fprintln(os.Stderr, "watchers:", err)
+			os.Exit(1)
+		}
+		if err := runWatchers(c); err != nil {
+			fmt.Fprintln(os.Stderr, "watchers:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+}
 
-func (undecoded) Name() string { return "proto" }
+func runWatchers(c watchersConfig) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	conn, err := grpc.NewClient(c.Admin, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	client := adminv1.NewListenerServiceClient(conn)
+	first := make(chan error, c.Streams)
+	for range c.Streams {
+		s, err := client.WatchStats(ctx, &adminv1.WatchStatsRequest{ListenerId: c.ListenerID, Interval: durationpb.New(100 * time.Millisecond), ChangesOnly: !c.Full})
+		if err != nil {
+			return err
+		}
+		go func() {
+			for n := 0; ; n++ {
+				_, err := s.Recv()
+				if n == 0 {
+					first <- err
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	for range c.Streams {
+		if err := <-first; err != nil {
+			return fmt.Errorf("WatchStats: %w", err)
+		}
+	}
+	if c.Scrape != "" {
+		go func() {
+			for t := time.NewTicker(time.Second); ; <-t.C {
+				if resp, err := http.Get(c.Scrape); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	fmt.Println("ready")
+	io.Copy(io.Discard, os.Stdin)
+	return nil
+}
+
+type watchers struct {
+	cmd   *exec.Cmd
+	stdin io.Closer
+}
+
+// startWatchers starts the watchers' process and waits until it is ready.
+func startWatchers(b *testing.B, c watchersConfig) *watchers {
+	b.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	js, _ := json.Marshal(c)
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), watchersEnv+"="+string(js))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		stdin.Close()
+		cmd.Wait()
+		b.Fatalf("watchers: %q, %v", line, err)
+	}
+	return &watchers{cmd: cmd, stdin: stdin}
+}
+
+// stop stops the watchers and returns the CPU time they used.
+func (w *watchers) stop() time.Duration {
+	w.stdin.Close()
+	if err := w.cmd.Wait(); err != nil {
+		panic(fmt.Sprintf("watchers: %v", err))
+	}
+	return w.cmd.ProcessState.UserTime() + w.cmd.ProcessState.SystemTime()
+}

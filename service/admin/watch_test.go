@@ -2,10 +2,13 @@ package admin_test
 
 import (
 	"context"
+	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -158,6 +161,114 @@ func TestWatchStatsSamplerOption(t *testing.T) {
 		wantStatus(t, err, codes.Unavailable, "SHUTTING_DOWN")
 		if t.Failed() {
 			t.Fatalf("stream %d after the sampler stopped", i)
+		}
+	}
+}
+
+// TestWatchStatsChangesOnly follows every listener with changes_only: the
+// first message is complete; later ones hold only the listeners whose
+// counters changed (none while nothing happens); starting or stopping a
+// listener brings a complete message again. Applying the messages in
+// order gives what GetStats says.
+func TestWatchStatsChangesOnly(t *testing.T) {
+	e := newEnv(t, manager.Options{})
+	bound := map[string]netip.AddrPort{}
+	for _, id := range []string{"a", "b", "c"} {
+		bound[id] = boundAddr(t, e.start(t, &adminv1.StartListenerRequest{Id: id, Address: "127.0.0.1:0"}))
+	}
+	stream, err := e.client.WatchStats(ctx(t), &adminv1.WatchStatsRequest{Interval: durationpb.New(100 * time.Millisecond), ChangesOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := map[string]*adminv1.Stats{}
+	recv := func() *adminv1.WatchStatsResponse {
+		t.Helper()
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("Recv: %v", err)
+		}
+		if resp.GetComplete() {
+			clear(view)
+		}
+		for _, l := range resp.GetListeners() {
+			view[l.GetListenerId()] = l.GetStats()
+		}
+		return resp
+	}
+	ids := func(resp *adminv1.WatchStatsResponse) []string {
+		var out []string
+		for _, l := range resp.GetListeners() {
+			out = append(out, l.GetListenerId())
+		}
+		return out
+	}
+	// next receives until want says so, for 5 s at most (50 ticks).
+	next := func(what string, want func(*adminv1.WatchStatsResponse) bool) *adminv1.WatchStatsResponse {
+		t.Helper()
+		for range 50 {
+			if resp := recv(); want(resp) {
+				return resp
+			}
+		}
+		t.Fatalf("no message with %s in 50", what)
+		return nil
+	}
+
+	if first := recv(); !first.GetComplete() || !slices.Equal(ids(first), []string{"a", "b", "c"}) {
+		t.Fatalf("first message: complete %v, listeners %v; want complete with a, b, c", first.GetComplete(), ids(first))
+	}
+	if second := recv(); second.GetComplete() || len(second.GetListeners()) != 0 {
+		t.Errorf("second message, nothing changed: complete %v, listeners %v; want neither", second.GetComplete(), ids(second))
+	}
+
+	mustEcho(t, bound["b"], "only b")
+	resp := next("b's datagram", func(r *adminv1.WatchStatsResponse) bool { return len(r.GetListeners()) > 0 })
+	if resp.GetComplete() || !slices.Equal(ids(resp), []string{"b"}) || resp.GetListeners()[0].GetStats().GetDatagramsSent() != 1 {
+		t.Errorf("after a datagram to b: complete %v, listeners %v; want b alone with 1 sent", resp.GetComplete(), resp.GetListeners())
+	}
+	if resp.GetTotal().GetDatagramsSent() != 1 {
+		t.Errorf("total sent: got %d, want 1", resp.GetTotal().GetDatagramsSent())
+	}
+
+	e.start(t, &adminv1.StartListenerRequest{Id: "d", Address: "127.0.0.1:0"})
+	resp = next("complete", (*adminv1.WatchStatsResponse).GetComplete)
+	if !slices.Equal(ids(resp), []string{"a", "b", "c", "d"}) {
+		t.Errorf("after starting d: listeners %v, want a, b, c, d", ids(resp))
+	}
+	if _, err := e.client.StopListener(ctx(t), &adminv1.StopListenerRequest{Id: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	resp = next("complete", (*adminv1.WatchStatsResponse).GetComplete)
+	if !slices.Equal(ids(resp), []string{"b", "c", "d"}) {
+		t.Errorf("after stopping a: listeners %v, want b, c, d", ids(resp))
+	}
+
+	mustEcho(t, bound["c"], "then c")
+	next("c's datagram", func(r *adminv1.WatchStatsResponse) bool { return view["c"].GetDatagramsSent() == 1 })
+	got, err := e.client.GetStats(ctx(t), &adminv1.GetStatsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]*adminv1.Stats{}
+	for _, l := range got.GetListeners() {
+		want[l.GetListenerId()] = l.GetStats()
+	}
+	if diff := cmp.Diff(want, view, ignoreVolatile); diff != "" {
+		t.Errorf("the messages applied in order, against GetStats (-want +got):\n%s", diff)
+	}
+
+	// One listener: it is sent when it changed, and not otherwise.
+	one, err := e.client.WatchStats(ctx(t), &adminv1.WatchStatsRequest{ListenerId: "d", Interval: durationpb.New(100 * time.Millisecond), ChangesOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{1, 0} {
+		resp, err := one.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(resp.GetListeners()); n != want || resp.GetComplete() != (want == 1) {
+			t.Errorf("d, message %d: %d listeners, complete %v; want %d", i+1, n, resp.GetComplete(), want)
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -162,10 +164,14 @@ func (a *app) watchOne(ctx context.Context, t daemonTarget, id string, interval 
 		return err
 	}
 	defer conn.Close()
-	stream, err := adminv1.NewListenerServiceClient(conn).WatchStats(ctx, &adminv1.WatchStatsRequest{ListenerId: id, Interval: durationpb.New(interval)})
+	// Changes only: with many listeners, each message holds the few that
+	// changed, which the daemon sends and this process decodes for much
+	// less; view keeps the whole picture that is printed.
+	stream, err := adminv1.NewListenerServiceClient(conn).WatchStats(ctx, &adminv1.WatchStatsRequest{ListenerId: id, Interval: durationpb.New(interval), ChangesOnly: true})
 	if err != nil {
 		return explain(t, err)
 	}
+	var view *adminv1.WatchStatsResponse
 	for {
 		resp, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -174,10 +180,40 @@ func (a *app) watchOne(ctx context.Context, t daemonTarget, id string, interval 
 		if err != nil {
 			return explain(t, err)
 		}
-		if !emit(resp) {
+		if view == nil && !resp.GetComplete() {
+			// A daemon from before changes_only sends every listener
+			// each time and never says complete.
+			resp.Complete = true
+			view = resp
+		} else {
+			view = applyChanges(view, resp)
+		}
+		if !emit(view) {
 			return nil
 		}
 	}
+}
+
+// applyChanges returns the complete view after the WatchStats message
+// resp: resp itself when it is complete, else view with resp's time,
+// totals and changed listeners. view is not modified.
+func applyChanges(view, resp *adminv1.WatchStatsResponse) *adminv1.WatchStatsResponse {
+	if resp.GetComplete() || view == nil {
+		resp.Complete = true
+		return resp
+	}
+	out := &adminv1.WatchStatsResponse{Time: resp.GetTime(), Total: resp.GetTotal(), Complete: true, Listeners: slices.Clone(view.GetListeners())}
+	for _, l := range resp.GetListeners() {
+		i, found := slices.BinarySearchFunc(out.Listeners, l.GetListenerId(), func(x *adminv1.ListenerStats, id string) int {
+			return strings.Compare(x.GetListenerId(), id)
+		})
+		if found {
+			out.Listeners[i] = l
+		} else {
+			out.Listeners = slices.Insert(out.Listeners, i, l)
+		}
+	}
+	return out
 }
 
 // withDaemon returns t with a DAEMON column first, holding name.

@@ -1277,7 +1277,15 @@ type WatchStatsRequest struct {
 	ListenerId string `protobuf:"bytes,1,opt,name=listener_id,json=listenerId,proto3" json:"listener_id,omitempty"`
 	// interval between snapshots (default 1s, from 100ms to 1h, rounded to
 	// 100ms).
-	Interval      *durationpb.Duration `protobuf:"bytes,2,opt,name=interval,proto3" json:"interval,omitempty"`
+	Interval *durationpb.Duration `protobuf:"bytes,2,opt,name=interval,proto3" json:"interval,omitempty"`
+	// changes_only makes every message after the first list only the
+	// listeners whose counters changed since the previous message on this
+	// stream: with many listeners and few of them busy, each message stays
+	// small, for the daemon to send and for the client to decode. A message
+	// that lists every selected listener has complete set: the first one, and
+	// any after a listener was started or stopped. A client keeps the last
+	// complete list and updates it with each message by listener_id.
+	ChangesOnly   bool `protobuf:"varint,3,opt,name=changes_only,json=changesOnly,proto3" json:"changes_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1326,6 +1334,13 @@ func (x *WatchStatsRequest) GetInterval() *durationpb.Duration {
 	return nil
 }
 
+func (x *WatchStatsRequest) GetChangesOnly() bool {
+	if x != nil {
+		return x.ChangesOnly
+	}
+	return false
+}
+
 // WatchStatsResponse is one snapshot of the stream.
 type WatchStatsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1333,8 +1348,13 @@ type WatchStatsResponse struct {
 	Time *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
 	// total sums every listener the daemon has run since it started.
 	Total *Stats `protobuf:"bytes,2,opt,name=total,proto3" json:"total,omitempty"`
-	// listeners holds one entry per selected listener, ordered by id.
-	Listeners     []*ListenerStats `protobuf:"bytes,3,rep,name=listeners,proto3" json:"listeners,omitempty"`
+	// listeners holds one entry per selected listener, ordered by id; with
+	// changes_only and complete not set, only those whose counters changed
+	// since the previous message.
+	Listeners []*ListenerStats `protobuf:"bytes,3,rep,name=listeners,proto3" json:"listeners,omitempty"`
+	// complete says listeners holds every selected listener: always without
+	// changes_only.
+	Complete      bool `protobuf:"varint,4,opt,name=complete,proto3" json:"complete,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1388,6 +1408,13 @@ func (x *WatchStatsResponse) GetListeners() []*ListenerStats {
 		return x.Listeners
 	}
 	return nil
+}
+
+func (x *WatchStatsResponse) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
 }
 
 // GetVersionRequest asks for the daemon's version.
@@ -2306,15 +2333,17 @@ const file_udpd_admin_v1_admin_proto_rawDesc = "" +
 	"\x10GetStatsResponse\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12*\n" +
 	"\x05total\x18\x02 \x01(\v2\x14.udpd.admin.v1.StatsR\x05total\x12:\n" +
-	"\tlisteners\x18\x03 \x03(\v2\x1c.udpd.admin.v1.ListenerStatsR\tlisteners\"k\n" +
+	"\tlisteners\x18\x03 \x03(\v2\x1c.udpd.admin.v1.ListenerStatsR\tlisteners\"\x8e\x01\n" +
 	"\x11WatchStatsRequest\x12\x1f\n" +
 	"\vlistener_id\x18\x01 \x01(\tR\n" +
 	"listenerId\x125\n" +
-	"\binterval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\binterval\"\xac\x01\n" +
+	"\binterval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\binterval\x12!\n" +
+	"\fchanges_only\x18\x03 \x01(\bR\vchangesOnly\"\xc8\x01\n" +
 	"\x12WatchStatsResponse\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12*\n" +
 	"\x05total\x18\x02 \x01(\v2\x14.udpd.admin.v1.StatsR\x05total\x12:\n" +
-	"\tlisteners\x18\x03 \x03(\v2\x1c.udpd.admin.v1.ListenerStatsR\tlisteners\"\x13\n" +
+	"\tlisteners\x18\x03 \x03(\v2\x1c.udpd.admin.v1.ListenerStatsR\tlisteners\x12\x1a\n" +
+	"\bcomplete\x18\x04 \x01(\bR\bcomplete\"\x13\n" +
 	"\x11GetVersionRequest\"i\n" +
 	"\x12GetVersionResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1a\n" +
