@@ -38,6 +38,7 @@ type handler struct {
 	rest     prometheus.Gatherer
 	fallback http.Handler
 	bufs     sync.Pool // *[]byte, reused between scrapes
+	zips     sync.Pool // *gzip.Writer: half a megabyte of state each
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -72,9 +73,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", string(format))
 	if acceptsGzip(r.Header) {
 		w.Header().Set("Content-Encoding", "gzip")
-		z, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+		z, _ := h.zips.Get().(*gzip.Writer)
+		if z == nil {
+			z, _ = gzip.NewWriterLevel(w, gzip.BestSpeed)
+		} else {
+			z.Reset(w)
+		}
 		z.Write(b)
 		z.Close()
+		h.zips.Put(z)
 	} else {
 		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 		w.Write(b)
