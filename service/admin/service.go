@@ -292,9 +292,9 @@ func (s *Service) watchMessage(stream grpc.ServerStream, snap, prev *manager.Sna
 }
 
 // prevListener is listener id in prev, if prev is set and has it.
-func prevListener(prev *manager.Snapshot, id string) (manager.Listener, bool) {
+func prevListener(prev *manager.Snapshot, id string) (manager.ListenerStats, bool) {
 	if prev == nil {
-		return manager.Listener{}, false
+		return manager.ListenerStats{}, false
 	}
 	return prev.Listener(id)
 }
@@ -302,7 +302,7 @@ func prevListener(prev *manager.Snapshot, id string) (manager.Listener, bool) {
 // sameListeners reports whether a and b hold the same listeners, in the
 // same order (both are ordered by id).
 func sameListeners(a, b *manager.Snapshot) bool {
-	return slices.EqualFunc(a.Listeners, b.Listeners, func(x, y manager.Listener) bool { return x.ID == y.ID })
+	return slices.EqualFunc(a.Listeners, b.Listeners, func(x, y manager.ListenerStats) bool { return x.ID == y.ID })
 }
 
 func duration(field string, d *durationpb.Duration) (time.Duration, error) {

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -50,12 +52,26 @@ func BenchmarkWatchingCost(b *testing.B) {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur < listeners+300 {
 		b.Skipf("needs %d open files, the limit is %d (ulimit -n)", listeners+300, lim.Cur)
 	}
-	pairs, idleFor := 5, 3*time.Second
+	pairs, idleFor, loadFor := 5, 3*time.Second, 2*time.Second
+	if v, err := time.ParseDuration(os.Getenv("UDPD_BENCH_LOAD")); err == nil && v > 0 {
+		loadFor = v
+	}
 	if v, err := time.ParseDuration(os.Getenv("UDPD_BENCH_IDLE")); err == nil && v > 0 {
 		idleFor = v
 	}
 	if v, err := strconv.Atoi(os.Getenv("UDPD_BENCH_PAIRS")); err == nil && v >= 0 {
 		pairs = v
+	}
+	// On two CPUs or more, the daemon and its load share CPU 0 and the
+	// watchers run on CPU 1, as clients on other machines would: what the
+	// watching costs the data path is then the daemon's part alone.
+	// UDPD_BENCH_PIN=0 leaves the scheduler free.
+	watchCPU := -1
+	if runtime.NumCPU() >= 2 && os.Getenv("UDPD_BENCH_PIN") != "0" {
+		if err := pin(0); err != nil {
+			b.Fatal(err)
+		}
+		watchCPU = 1
 	}
 	m := manager.New(manager.Options{Workers: 1, MaxListeners: listeners})
 	b.Cleanup(func() {
@@ -84,7 +100,7 @@ func BenchmarkWatchingCost(b *testing.B) {
 	b.Cleanup(scrapeSrv.Close)
 
 	load := func() float64 {
-		r, err := loadgen.Run(b.Context(), loadgen.Config{Server: target.BoundAddress, Duration: 2 * time.Second, Flows: 8, Window: 16, Size: 64})
+		r, err := loadgen.Run(b.Context(), loadgen.Config{Server: target.BoundAddress, Duration: loadFor, Flows: 8, Window: 16, Size: 64})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -105,7 +121,7 @@ func BenchmarkWatchingCost(b *testing.B) {
 		case "streams":
 			url = ""
 		}
-		w := startWatchers(b, watchersConfig{Admin: e.conn.Target(), Streams: n, ListenerID: os.Getenv("UDPD_WATCH_ID"), Full: os.Getenv("UDPD_WATCH_FULL") != "", Scrape: url})
+		w := startWatchers(b, watchersConfig{Admin: e.conn.Target(), Streams: n, ListenerID: os.Getenv("UDPD_WATCH_ID"), Full: os.Getenv("UDPD_WATCH_FULL") != "", Scrape: url, CPU: watchCPU})
 		return func() time.Duration {
 			used := w.stop()
 			// The server ends its streams after the client has: wait
@@ -187,6 +203,7 @@ type watchersConfig struct {
 	ListenerID string // what they watch; empty: all listeners
 	Full       bool   // every listener in every message, not changes_only
 	Scrape     string // a URL scraped once a second; empty: none
+	CPU        int    // the CPU the watchers run on; -1: any
 }
 
 func init() {
@@ -205,6 +222,11 @@ func init() {
 }
 
 func runWatchers(c watchersConfig) error {
+	if c.CPU >= 0 {
+		if err := pin(c.CPU); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	conn, err := grpc.NewClient(c.Admin, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -247,13 +269,44 @@ func runWatchers(c watchersConfig) error {
 		}()
 	}
 	fmt.Println("ready")
+	c0 := cpuTime()
 	io.Copy(io.Discard, os.Stdin)
+	fmt.Println(int64(cpuTime() - c0))
+	return nil
+}
+
+// cpuTime is the CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// pin moves every thread of this process to one CPU; threads made later
+// inherit it from their maker.
+func pin(cpu int) error {
+	var set unix.CPUSet
+	set.Set(cpu)
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.SchedSetaffinity(tid, &set); err != nil {
+			return fmt.Errorf("pin thread %d to CPU %d: %w", tid, cpu, err)
+		}
+	}
 	return nil
 }
 
 type watchers struct {
-	cmd   *exec.Cmd
-	stdin io.Closer
+	cmd    *exec.Cmd
+	stdin  io.Closer
+	stdout *bufio.Reader
 }
 
 // startWatchers starts the watchers' process and waits until it is ready.
@@ -278,20 +331,23 @@ func startWatchers(b *testing.B, c watchersConfig) *watchers {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	out := bufio.NewReader(stdout)
+	line, err := out.ReadString('\n')
 	if err != nil || line != "ready\n" {
 		stdin.Close()
 		cmd.Wait()
 		b.Fatalf("watchers: %q, %v", line, err)
 	}
-	return &watchers{cmd: cmd, stdin: stdin}
+	return &watchers{cmd: cmd, stdin: stdin, stdout: out}
 }
 
-// stop stops the watchers and returns the CPU time they used.
+// stop stops the watchers and returns the CPU time they used once ready.
 func (w *watchers) stop() time.Duration {
 	w.stdin.Close()
-	if err := w.cmd.Wait(); err != nil {
-		panic(fmt.Sprintf("watchers: %v", err))
+	var ns int64
+	_, err := fmt.Fscanln(w.stdout, &ns)
+	if werr := w.cmd.Wait(); werr != nil || err != nil {
+		panic(fmt.Sprintf("watchers: %v, %v", werr, err))
 	}
-	return w.cmd.ProcessState.UserTime() + w.cmd.ProcessState.SystemTime()
+	return time.Duration(ns)
 }

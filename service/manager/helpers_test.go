@@ -149,6 +149,14 @@ func (s *fakeStore) state() (int, []manager.Spec) {
 }
 
 // ids returns the ids of ls in order.
+func statsIDs(ls []manager.ListenerStats) []string {
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = l.ID
+	}
+	return out
+}
+
 func ids(ls []manager.Listener) []string {
 	out := make([]string, len(ls))
 	for i, l := range ls {

@@ -127,7 +127,7 @@ func TestReadsDoNotWaitForAStuckSave(t *testing.T) {
 			if r.total != 1 || len(r.per) != len(before) {
 				t.Errorf("Stats during save: got total sent %d and %d listeners, want 1 and %d", r.total, len(r.per), len(before))
 			}
-			if got := ids(r.snap.Listeners); r.snap.Total.DatagramsSent != 1 || !cmp.Equal(got, wantIDs) {
+			if got := statsIDs(r.snap.Listeners); r.snap.Total.DatagramsSent != 1 || !cmp.Equal(got, wantIDs) {
 				t.Errorf("Snapshot during save: got total sent %d and %v, want 1 and %v", r.snap.Total.DatagramsSent, got, wantIDs)
 			}
 			if diff := cmp.Diff(before, r.specs); diff != "" {

@@ -8,39 +8,39 @@ import (
 	"github.com/udpd/udpd/service/listener"
 )
 
-// Snapshot is every listener, counters included, and the daemon's totals
-// at one instant: what a stats sampler reads once per tick.
+// Snapshot is every listener's counters and the daemon's totals at one
+// instant: what a stats sampler reads once per tick. Describe tells the
+// rest of each listener.
 type Snapshot struct {
 	Time      time.Time
-	Total     listener.Stats // every listener ever started, stopped ones included
-	Listeners []Listener     // the running listeners, ordered by id
+	Total     listener.Stats  // every listener ever started, stopped ones included
+	Listeners []ListenerStats // the running listeners, ordered by id
 }
 
-// Snapshot reads every listener's counters once and describes every
-// listener. Its cost grows with the number of listeners and sockets (the
-// kernel drop count is a system call per socket), so callers that need it
-// often share one (see service/sampler).
+// Snapshot reads every listener's counters once. Its cost grows with the
+// number of listeners and sockets (the kernel drop count is a system call
+// per socket), so callers that need it often share one (see
+// service/sampler).
 func (m *Manager) Snapshot() Snapshot {
 	m.mu.Lock()
 	now, start, retired := time.Now(), m.start, m.retired
-	stopping := make([]counters, 0, len(m.stopping))
+	all := make([]counters, 0, len(m.stopping)+len(m.order))
+	for _, e := range m.order {
+		all = append(all, countersOf(e))
+	}
 	for e := range m.stopping {
-		stopping = append(stopping, countersOf(e))
+		all = append(all, countersOf(e))
 	}
-	views := make([]view, len(m.order))
-	for i, e := range m.order {
-		views[i] = m.viewOf(e)
-	}
+	n := len(m.order)
 	m.mu.Unlock()
 
-	s := Snapshot{Time: now, Total: retired, Listeners: make([]Listener, len(views))}
-	for i := range stopping {
-		stopping[i].read()
-		s.Total = s.Total.Add(stopping[i].stats)
-	}
-	for i := range views {
-		s.Listeners[i] = views[i].listener()
-		s.Total = s.Total.Add(s.Listeners[i].Stats)
+	s := Snapshot{Time: now, Total: retired, Listeners: make([]ListenerStats, n)}
+	for i := range all {
+		all[i].read()
+		s.Total = s.Total.Add(all[i].stats)
+		if i < n {
+			s.Listeners[i] = ListenerStats{all[i].id, all[i].stats}
+		}
 	}
 	s.Total.Start = start
 	return s
@@ -54,18 +54,29 @@ func (m *Manager) Snapshot() Snapshot {
 func (m *Manager) QuickSnapshot() Snapshot {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := Snapshot{Time: time.Now(), Total: m.retired, Listeners: make([]Listener, len(m.order))}
+	s := Snapshot{Time: time.Now(), Total: m.retired, Listeners: make([]ListenerStats, len(m.order))}
 	for e := range m.stopping {
 		s.Total = s.Total.Add(quick(e))
 	}
 	for i, e := range m.order {
-		l := &s.Listeners[i]
-		m.describe(e, l)
-		l.Stats = quick(e)
-		s.Total = s.Total.Add(l.Stats)
+		s.Listeners[i] = ListenerStats{e.spec.ID, quick(e)}
+		s.Total = s.Total.Add(s.Listeners[i].Stats)
 	}
 	s.Total.Start = m.start
 	return s
+}
+
+// Describe returns every running listener, ordered by id, without its
+// counters (Stats is zero): no system call, and nothing read but the
+// manager's own records.
+func (m *Manager) Describe() []Listener {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Listener, len(m.order))
+	for i, e := range m.order {
+		m.describe(e, &out[i])
+	}
+	return out
 }
 
 // quick is e's counters without a system call (see QuickSnapshot).
@@ -79,10 +90,10 @@ func quick(e *entry) listener.Stats {
 }
 
 // Listener returns listener id from the snapshot, or false.
-func (s *Snapshot) Listener(id string) (Listener, bool) {
-	i, ok := slices.BinarySearchFunc(s.Listeners, id, func(l Listener, id string) int { return strings.Compare(l.ID, id) })
+func (s *Snapshot) Listener(id string) (ListenerStats, bool) {
+	i, ok := slices.BinarySearchFunc(s.Listeners, id, func(l ListenerStats, id string) int { return strings.Compare(l.ID, id) })
 	if !ok {
-		return Listener{}, false
+		return ListenerStats{}, false
 	}
 	return s.Listeners[i], true
 }

@@ -3,11 +3,12 @@ package manager_test
 import (
 	"testing"
 
+	"github.com/udpd/udpd/service/listener"
 	"github.com/udpd/udpd/service/manager"
 )
 
-// TestSnapshot checks that one Snapshot describes every listener in id
-// order with its own counters, and that its totals keep stopped
+// TestSnapshot checks that one Snapshot reads every listener in id order
+// with its own counters (and Describe tells the rest of them), and that its totals keep stopped
 // listeners, as Stats does.
 func TestSnapshot(t *testing.T) {
 	m := newManager(t, manager.Options{})
@@ -32,8 +33,11 @@ func TestSnapshot(t *testing.T) {
 	if s.Listeners[0].ID != "b" || s.Listeners[1].ID != "c" {
 		t.Errorf("order: got %s, %s, want b, c", s.Listeners[0].ID, s.Listeners[1].ID)
 	}
-	if got := s.Listeners[0]; got.Workers != 2 || got.BoundAddress != b.BoundAddress || got.State != manager.StateRunning {
-		t.Errorf("b: got workers %d, bound %v, state %v, want 2, %v, running", got.Workers, got.BoundAddress, got.State, b.BoundAddress)
+	// Describe tells the rest, in the same order.
+	if d := m.Describe(); len(d) != 2 || d[0].ID != "b" || d[1].ID != "c" {
+		t.Errorf("Describe: got %+v, want b and c", d)
+	} else if got := d[0]; got.Workers != 2 || got.BoundAddress != b.BoundAddress || got.State != manager.StateRunning || got.Stats != (listener.Stats{}) {
+		t.Errorf("b: got workers %d, bound %v, state %v, stats %+v; want 2, %v, running, no counters", got.Workers, got.BoundAddress, got.State, got.Stats, b.BoundAddress)
 	}
 	if got := s.Listeners[1].Stats.BytesReceived; got != 9 {
 		t.Errorf("c bytes received: got %d, want 9", got)

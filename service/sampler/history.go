@@ -103,7 +103,7 @@ func (h *history) add(snap *manager.Snapshot) {
 			sr = &series{}
 			// A listener started since the last sample counts from zero;
 			// one there before the history began starts from its counters.
-			if prev.IsZero() || !l.Created.After(prev) {
+			if prev.IsZero() || !l.Stats.Start.After(prev) {
 				sr.last = cur
 			}
 			h.byID[l.ID] = sr

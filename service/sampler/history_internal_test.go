@@ -22,8 +22,8 @@ type lc struct {
 func snapAt(t0 time.Time, sec float64, ls ...lc) *manager.Snapshot {
 	s := &manager.Snapshot{Time: t0.Add(time.Duration(sec * float64(time.Second)))}
 	for _, l := range ls {
-		st := listener.Stats{DatagramsReceived: l.recv, DatagramsSent: l.sent, LoopBlocked: l.drop, KernelDrops: l.kernel}
-		s.Listeners = append(s.Listeners, manager.Listener{ID: l.id, Created: l.created, Stats: st})
+		st := listener.Stats{DatagramsReceived: l.recv, DatagramsSent: l.sent, LoopBlocked: l.drop, KernelDrops: l.kernel, Start: l.created}
+		s.Listeners = append(s.Listeners, manager.ListenerStats{ID: l.id, Stats: st})
 		s.Total = s.Total.Add(st)
 	}
 	return s

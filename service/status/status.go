@@ -28,6 +28,9 @@ var static embed.FS
 // Options configure the handler.
 type Options struct {
 	Sampler *sampler.Sampler // with a History
+	// Listeners describes the running listeners, ordered by id (a
+	// Manager's Describe); the counters come from the Sampler.
+	Listeners func() []manager.Listener
 	Version string
 	Start   time.Time     // when the daemon started
 	Health  func() string // "SERVING" or "NOT_SERVING"; nil: "SERVING"
@@ -141,7 +144,10 @@ func build(opts Options, n int) Doc {
 	if snap := opts.Sampler.Latest(); snap != nil {
 		d.Time = snap.Time.UTC()
 		d.Total = counters(snap.Total)
-		for _, l := range snap.Listeners {
+		for _, l := range opts.Listeners() {
+			// One started since the reading shows zeros until the next.
+			c, _ := snap.Listener(l.ID)
+			l.Stats = c.Stats
 			d.Listeners = append(d.Listeners, row(l))
 		}
 	}

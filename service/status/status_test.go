@@ -39,7 +39,7 @@ func newServer(t *testing.T, health func() string) (*httptest.Server, manager.Li
 	t.Cleanup(cancel)
 	go smp.Run(ctx)
 	start := time.Now().Add(-90 * time.Second)
-	srv := httptest.NewServer(status.Handler(status.Options{Sampler: smp, Version: "v9.8.7", Start: start, Health: health}))
+	srv := httptest.NewServer(status.Handler(status.Options{Sampler: smp, Listeners: m.Describe, Version: "v9.8.7", Start: start, Health: health}))
 	t.Cleanup(srv.Close)
 	return srv, l
 }

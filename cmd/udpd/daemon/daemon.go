@@ -285,7 +285,7 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (_ *daemon, err e
 	}
 	if cfg.metrics != "" {
 		ms := newMetrics(d.m)
-		page := status.Handler(status.Options{Sampler: d.smp, Version: buildinfo.Version(), Start: time.Now(), Health: d.health})
+		page := status.Handler(status.Options{Sampler: d.smp, Listeners: d.m.Describe, Version: buildinfo.Version(), Start: time.Now(), Health: d.health})
 		var err error
 		if in != nil {
 			var mlis net.Listener
