@@ -82,6 +82,7 @@ test: ## Run every test with the race detector (the README's test command); says
 .PHONY: test-portable
 test-portable: ## Run the listener tests with the portable worker (the one other systems use)
 	$(GO) test -race -tags udpd_portable ./service/listener/
+	$(GO) test -race -tags udpd_portable -run 'TestBusyWorkerDoesNotStallDaemon' ./service/admin/
 
 CROSS ?= darwin/arm64 freebsd/amd64 windows/amd64
 

@@ -1,4 +1,4 @@
-//go:build linux && !udpd_portable
+//go:build linux
 
 package admin_test
 

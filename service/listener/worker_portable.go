@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -21,6 +22,9 @@ const (
 	// drainQuiet ends a drain: the portable worker cannot read without
 	// waiting, so a queue that stays empty this long counts as empty.
 	drainQuiet = 10 * time.Millisecond
+	// yieldAfter is how many datagrams a worker handles in a row before
+	// it yields (see yield).
+	yieldAfter = 256
 )
 
 // worker is the portable worker: one socket, one datagram per system call
@@ -37,6 +41,9 @@ type worker struct {
 	out  []byte   // the reply, when it is not the request uppercased in place
 
 	kernelDrops atomic.Uint64 // always 0: the kernel's drop count is read on Linux only
+
+	handled int     // datagrams since the last yield
+	yielder yielder // see yield
 
 	gate gate // per-datagram policy decisions
 }
@@ -67,6 +74,10 @@ func (w *worker) serve() {
 			continue
 		}
 		w.handle(n, from)
+		if w.handled++; w.handled >= yieldAfter {
+			w.handled = 0
+			w.yielder.yield()
+		}
 	}
 }
 
@@ -88,6 +99,7 @@ func (w *worker) stop() { w.conn.SetReadDeadline(time.Unix(1, 0)) }
 
 // closeFD closes the socket once its worker has returned (or never ran).
 func (w *worker) closeFD() error {
+	w.yielder.close()
 	if err := w.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		return err
 	}
@@ -167,3 +179,82 @@ func (w *worker) handle(n int, from netip.AddrPort) {
 
 // drops is the kernel's drop count, which only the Linux worker reads.
 func (w *worker) drops() uint64 { return w.kernelDrops.Load() }
+
+// yielder lets a worker whose socket always holds a datagram give way to
+// the goroutines that the network woke. A read that finds a datagram does
+// not wait, and the runtime polls the network only when a P has nothing
+// else to run (or every 10 ms, from sysmon): without a pause, the admin
+// API and other listeners would wait that long for every step (see
+// TestBusyWorkerDoesNotStallDaemon). runtime.Gosched would not do: the
+// scheduler finds the worker again before it polls. So the worker waits,
+// through the network poller, for a datagram it sends itself on a private
+// pair of loopback sockets; the poller polls the network before the
+// worker runs again.
+type yielder struct {
+	conn   *net.UDPConn // the waiting side; nil until the first yield
+	peer   *net.UDPConn // connected to conn
+	rc     syscall.RawConn
+	fn     func(fd uintptr) bool
+	parked bool // wait has been called once
+	sent   bool // and sent the datagram
+	buf    [1]byte
+	failed bool // the sockets could not be made: Gosched instead
+}
+
+func (y *yielder) yield() {
+	if y.conn == nil && !y.failed && !y.open() {
+		y.failed = true
+	}
+	if y.failed {
+		runtime.Gosched() // better than nothing
+		return
+	}
+	y.parked, y.sent = false, false
+	y.rc.Read(y.fn)
+	if y.sent {
+		y.conn.ReadFromUDPAddrPort(y.buf[:]) // there: the poller said so
+	}
+}
+
+// wait is the callback of yield's read. Its first call sends the datagram
+// and says "not yet", so the worker parks until the poller reports it;
+// the second ends the wait. The datagram is sent from inside the read,
+// after the read has reset the socket's readiness: sent before, the
+// poller could report it (on another P) before the reset, and the worker
+// would wait for ever.
+func (y *yielder) wait(uintptr) bool {
+	if y.parked {
+		return true
+	}
+	y.parked = true
+	_, err := y.peer.Write(y.buf[:])
+	y.sent = err == nil
+	return !y.sent // no datagram will come: do not wait
+}
+
+func (y *yielder) open() bool {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return false
+	}
+	p, err := net.DialUDP("udp", nil, c.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		c.Close()
+		return false
+	}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		c.Close()
+		p.Close()
+		return false
+	}
+	y.conn, y.peer, y.rc, y.fn = c, p, rc, y.wait
+	return true
+}
+
+func (y *yielder) close() {
+	if y.conn != nil {
+		y.conn.Close()
+		y.peer.Close()
+	}
+}
