@@ -37,15 +37,22 @@ import (
 // 1,000 listeners (one socket each), 64 WatchStats streams at 10 Hz plus
 // a Prometheus scrape every second must cost under 3% of the data path's
 // throughput. It loads one listener with the closed-loop load generator
-// (8 flows × 16 in flight, 64 bytes) for 2 s without watchers and 2 s
-// with them, in pairs of alternating order ($UDPD_BENCH_PAIRS, default
-// 5), and reports the median ratio watched/plain (bar ≥ 0.97) with its
-// spread, and cost-% = 100 × (1 − median). It also reports the CPU the
-// watching takes on an idle daemon (watch-cpu-%, of one core) and the
-// sampler's readings per second (reads/s, 10 however many streams).
-// The watchers read their messages without decoding them, as udpctl
-// processes of their own would. UDPD_WATCH_MODE=streams (or scrape)
-// measures the streams (or the scrape) alone.
+// (8 flows × 16 in flight, 64 bytes) for $UDPD_BENCH_LOAD (default 2 s)
+// without watchers and as long with them, in pairs of alternating order
+// ($UDPD_BENCH_PAIRS, default 5; 0 skips them), and reports the median
+// ratio watched/plain (bar ≥ 0.97) with its spread, and cost-% = 100 ×
+// (1 − median). Then, on the idle daemon for $UDPD_BENCH_IDLE (default
+// 3 s): the CPU the watching takes in the daemon (watch-cpu-%, of one
+// core) and in the watchers (watchers-cpu-%), and the sampler's readings
+// per second (reads/s, 10 however many streams).
+//
+// The watchers, the streams and the scraper, are a process of their own,
+// as udpctl and Prometheus would be; with two CPUs or more the daemon and
+// its load run on CPU 0 and the watchers on CPU 1 (see pin). The streams
+// ask for changes only, as udpctl does; UDPD_WATCH_FULL=1 asks for every
+// listener in every message. UDPD_WATCH_MODE=streams (or scrape) measures
+// the streams (or the scrape) alone, and UDPD_WATCH_ID=l0001 makes the
+// streams watch that one listener.
 func BenchmarkWatchingCost(b *testing.B) {
 	const listeners, streams = 1000, 64
 	var lim syscall.Rlimit

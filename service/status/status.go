@@ -31,9 +31,9 @@ type Options struct {
 	// Listeners describes the running listeners, ordered by id (a
 	// Manager's Describe); the counters come from the Sampler.
 	Listeners func() []manager.Listener
-	Version string
-	Start   time.Time     // when the daemon started
-	Health  func() string // "SERVING" or "NOT_SERVING"; nil: "SERVING"
+	Version   string
+	Start     time.Time     // when the daemon started
+	Health    func() string // "SERVING" or "NOT_SERVING"; nil: "SERVING"
 }
 
 // Handler serves GET / (the page), GET /static/… (its script and style)
