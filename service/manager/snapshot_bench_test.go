@@ -15,7 +15,7 @@ import (
 // 1,000 listeners of one worker each.
 func BenchmarkQuickSnapshot(b *testing.B) {
 	const n = 1000
-	needFiles(b, n+200)
+	needFiles(b, 2*n+200)
 	m := manager.New(manager.Options{MaxListeners: n, Workers: 1})
 	b.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
