@@ -29,14 +29,18 @@ func FuzzDatagram(f *testing.F) {
 		defer cancel()
 		l.Shutdown(ctx)
 	})
-	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(l.Addr()))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { c.Close() })
-	c.SetReadBuffer(1 << 20)
 	buf := make([]byte, 1<<17)
 	f.Fuzz(func(t *testing.T, in []byte) {
+		// A socket of its own for each input: the fuzzer runs an input
+		// many times in a row, and a peer that sends back, 16 times within
+		// a second each, the reply it just got (any input that is its own
+		// uppercase) is taken for an echo loop and not answered.
+		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(l.Addr()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetReadBuffer(1 << 20)
 		if len(in) > MaxPayloadIPv4 {
 			in = in[:MaxPayloadIPv4]
 		}
