@@ -172,6 +172,7 @@ func (a *app) watchOne(ctx context.Context, t daemonTarget, id string, interval 
 		return explain(t, err)
 	}
 	var view *adminv1.WatchStatsResponse
+	legacy := false // a daemon from before changes_only: every message is whole
 	for {
 		resp, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -181,13 +182,12 @@ func (a *app) watchOne(ctx context.Context, t daemonTarget, id string, interval 
 			return explain(t, err)
 		}
 		if view == nil && !resp.GetComplete() {
-			// A daemon from before changes_only sends every listener
-			// each time and never says complete.
-			resp.Complete = true
-			view = resp
-		} else {
-			view = applyChanges(view, resp)
+			legacy = true // its first message does not say complete
 		}
+		if legacy {
+			resp.Complete = true
+		}
+		view = applyChanges(view, resp)
 		if !emit(view) {
 			return nil
 		}
