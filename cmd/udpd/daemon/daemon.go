@@ -407,10 +407,13 @@ type shutdownSteps struct {
 	stop       func(grace time.Duration)   // (*admin.Server).Stop
 }
 
-// shutdown stops udpd in this order, within --shutdown-timeout (plus at
-// most 100 ms for step 3), counted from the call; ctx may be done already
-// (it is, after a signal): only its values are used.
-//  1. the admin API reports NOT_SERVING and ends WatchStats streams;
+// shutdown stops udpd in this order, within --shutdown-delay plus
+// --shutdown-timeout (plus at most 100 ms for step 3), counted from the
+// call; ctx may be done already (it is, after a signal): only its values
+// are used.
+//  1. the admin API reports NOT_SERVING and ends WatchStats streams; the
+//     listeners go on answering for --shutdown-delay, or until a second
+//     SIGINT or SIGTERM;
 //  2. every listener answers what its sockets hold until they are empty,
 //     then closes (the saved configuration is kept for --resume);
 //  3. the admin server finishes running calls (GracefulStop) with what is
@@ -419,10 +422,13 @@ type shutdownSteps struct {
 //     lock is released.
 func (d *daemon) shutdown(ctx context.Context) error {
 	sdNotify("STOPPING=1")
+	d.steps.notServing()
+	if d.cfg.shutdownDelay > 0 {
+		d.linger(d.cfg.shutdownDelay)
+	}
 	deadline := time.Now().Add(d.cfg.drainTimeout)
 	sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
-	d.steps.notServing()
 	err := d.steps.drain(sctx)
 	// Running admin calls get what is left of the same deadline (a
 	// moment at least).
@@ -435,6 +441,24 @@ func (d *daemon) shutdown(ctx context.Context) error {
 		d.lock.Close()
 	}
 	return err
+}
+
+// linger keeps the listeners answering, while health says NOT_SERVING,
+// for delay or until a second SIGINT or SIGTERM: time for the health
+// checkers of load balancers and anycast routers to stop sending here,
+// so that what they send meanwhile is still answered.
+func (d *daemon) linger(delay time.Duration) {
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(again)
+	d.log.Info("answering on while health checkers see NOT_SERVING", "shutdown_delay", delay)
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case s := <-again:
+		d.log.Info("shutdown delay cut short", "signal", s.String())
+	}
 }
 
 // initialSpecs are the listeners to start: the saved ones with --resume

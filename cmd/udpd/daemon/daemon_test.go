@@ -175,8 +175,87 @@ func TestShutdownOrder(t *testing.T) {
 	}
 }
 
+// TestShutdownDelay checks --shutdown-delay: after health reports
+// NOT_SERVING, the listeners go on answering for the delay, and only then
+// does the drain begin, with the whole --shutdown-timeout still before it.
+// (A second signal that cuts the delay short is in shutdown.txtar.)
+func TestShutdownDelay(t *testing.T) {
+	const delay, timeout = 2 * time.Second, 3 * time.Second
+	cfg := testConfig(t, "--shutdown-delay", delay.String(), "--shutdown-timeout", timeout.String())
+	d, err := start(t.Context(), cfg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	udp := d.started[0].BoundAddress.String()
+	hc := healthClient(t, d.adminAddr)
+	real := d.steps
+	var notServingAt time.Time
+	during := make(chan error, 1) // what a client saw during the delay
+	d.steps.notServing = func() {
+		real.notServing()
+		notServingAt = time.Now()
+		go func() {
+			cctx, cancel := context.WithTimeout(context.Background(), delay/2)
+			defer cancel()
+			r, err := hc.Check(cctx, &healthpb.HealthCheckRequest{})
+			switch {
+			case err != nil || r.Status != healthpb.HealthCheckResponse_NOT_SERVING:
+				during <- fmt.Errorf("health: got %v, %v; want NOT_SERVING", r, err)
+			default:
+				during <- echoErr(udp, "during the delay", "DURING THE DELAY")
+			}
+		}()
+	}
+	d.steps.drain = func(ctx context.Context) error {
+		if waited := time.Since(notServingAt); waited < delay {
+			t.Errorf("the drain began %v after NOT_SERVING, want the delay (%v) first", waited, delay)
+		}
+		select {
+		case err := <-during:
+			if err != nil {
+				t.Errorf("during the delay: %v", err)
+			}
+		default:
+			t.Errorf("the client's checks had not finished when the drain began (%v after NOT_SERVING)", time.Since(notServingAt))
+		}
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) < timeout-time.Second {
+			t.Errorf("the drain's deadline: %v from now (set %v), want --shutdown-timeout (%v) after the delay", time.Until(dl), ok, timeout)
+		}
+		return real.drain(ctx)
+	}
+	signalled, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := d.shutdown(signalled); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+}
+
+
 // noReply checks that a datagram to addr is refused (nothing listens
 // there: the kernel answers with ICMP port unreachable at once).
+// echoErr sends msg to addr and says what is wrong with the reply, if
+// anything; for goroutines other than the test's.
+func echoErr(addr, msg, want string) error {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return err
+	}
+	buf := make([]byte, 1500)
+	n, err := c.Read(buf)
+	if err != nil {
+		return fmt.Errorf("no reply: %w", err)
+	}
+	if string(buf[:n]) != want {
+		return fmt.Errorf("reply %q, want %q", buf[:n], want)
+	}
+	return nil
+}
+
 func noReply(addr string) error {
 	c, err := net.Dial("udp", addr)
 	if err != nil {

@@ -32,6 +32,7 @@ type config struct {
 	maxListeners    int
 	maxWatchers     int
 	drainTimeout    time.Duration
+	shutdownDelay   time.Duration
 	logLevel        slog.Level
 	logFormat       string
 	readyFile       string
@@ -209,6 +210,7 @@ func newFlagSet(cfg *config) (*pflag.FlagSet, *string) {
 	fs.IntVar(&cfg.maxListeners, "max-listeners", manager.DefaultMaxListeners, "most listeners at once")
 	fs.IntVar(&cfg.maxWatchers, "max-watchers", sampler.DefaultMaxWatchers, "most WatchStats streams at once (udpctl stats --watch); the next gets RESOURCE_EXHAUSTED")
 	fs.DurationVar(&cfg.drainTimeout, "shutdown-timeout", 5*time.Second, "on SIGINT/SIGTERM, how long to answer queued datagrams and finish admin calls")
+	fs.DurationVar(&cfg.shutdownDelay, "shutdown-delay", 0, "on SIGINT/SIGTERM, how long to go on answering after health reports NOT_SERVING, before the drain: time for health checkers and load balancers to stop sending (a second signal ends it)")
 	fs.Float64Var(&cfg.rateLimit, "rate-limit", 0, "answer at most this many datagrams a second per source network (/24, /56) per listener; 0 means no limit")
 	fs.IntVar(&cfg.rateBurst, "rate-burst", 0, "datagrams a source network may have answered at once (0: the --rate-limit)")
 	fs.Float64Var(&cfg.rateLimitBytes, "rate-limit-bytes", 0, "answer at most this many request bytes a second per source network; 0 means no limit")
@@ -274,6 +276,9 @@ func (cfg *config) check(fs *pflag.FlagSet, level string) error {
 	}
 	if cfg.drainTimeout <= 0 {
 		return fmt.Errorf("--shutdown-timeout %v: must be positive", cfg.drainTimeout)
+	}
+	if cfg.shutdownDelay < 0 {
+		return fmt.Errorf("--shutdown-delay %v: must not be negative", cfg.shutdownDelay)
 	}
 	return nil
 }
