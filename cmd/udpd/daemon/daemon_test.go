@@ -230,7 +230,6 @@ func TestShutdownDelay(t *testing.T) {
 	}
 }
 
-
 // noReply checks that a datagram to addr is refused (nothing listens
 // there: the kernel answers with ICMP port unreachable at once).
 // echoErr sends msg to addr and says what is wrong with the reply, if
