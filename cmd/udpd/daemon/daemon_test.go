@@ -230,8 +230,6 @@ func TestShutdownDelay(t *testing.T) {
 	}
 }
 
-// noReply checks that a datagram to addr is refused (nothing listens
-// there: the kernel answers with ICMP port unreachable at once).
 // echoErr sends msg to addr and says what is wrong with the reply, if
 // anything; for goroutines other than the test's.
 func echoErr(addr, msg, want string) error {
@@ -255,6 +253,8 @@ func echoErr(addr, msg, want string) error {
 	return nil
 }
 
+// noReply checks that a datagram to addr is refused (nothing listens
+// there: the kernel answers with ICMP port unreachable at once).
 func noReply(addr string) error {
 	c, err := net.Dial("udp", addr)
 	if err != nil {
