@@ -34,13 +34,13 @@ func chromium(t *testing.T) string {
 }
 
 // artifactDir is where tests leave files for people to look at:
-// $UDPD_ARTIFACTS, or artifacts/ at the top of the repository (ignored
-// by git).
+// $UDPD_ARTIFACTS, or udpd-artifacts in the system's temporary directory
+// (never inside the repository).
 func artifactDir(t *testing.T) string {
 	t.Helper()
 	dir := os.Getenv("UDPD_ARTIFACTS")
 	if dir == "" {
-		dir = filepath.Join("..", "..", "artifacts")
+		dir = filepath.Join(os.TempDir(), "udpd-artifacts")
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -57,7 +57,7 @@ func artifactDir(t *testing.T) string {
 // opens the status page in headless Chromium: the listener rows and the
 // charts must appear, the counters must move from one update to the
 // next, and the page must log no JavaScript error. It saves a screenshot
-// (artifacts/status-page.png).
+// (status-page.png in artifactDir).
 func TestStatusPageInBrowser(t *testing.T) {
 	browser := chromium(t)
 	bin := udpdBinary(t)
