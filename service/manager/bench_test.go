@@ -100,11 +100,7 @@ func benchListeners(b *testing.B, n, workers int) {
 		scrape.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 		rescrapeMS, rescrapeCPU = ms(time.Since(t0)), ms(cpu()-c0)
 
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if err := m.Shutdown(ctx); err != nil {
-			b.Fatal(err)
-		}
-		cancel()
+		shutdownBench(b, m)
 	}
 	b.ReportMetric(startMS, "start-ms")
 	b.ReportMetric(rssMiB, "rss-MiB")
@@ -147,11 +143,7 @@ func BenchmarkSequentialStarts(b *testing.B) {
 		allMS = ms(time.Since(t0))
 		firstMS, lastMS = ms(tFirst)/100, ms(tLast)/100
 		b.StopTimer()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if err := m.Shutdown(ctx); err != nil {
-			b.Fatal(err)
-		}
-		cancel()
+		shutdownBench(b, m)
 		b.StartTimer()
 	}
 	b.ReportMetric(allMS, "all-ms")
@@ -170,6 +162,16 @@ func cpu() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// shutdownBench stops m and its listeners, within a minute.
+func shutdownBench(b *testing.B, m *manager.Manager) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := m.Shutdown(ctx); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // needFiles skips the benchmark when the process may not open n files.
@@ -228,11 +230,7 @@ func BenchmarkApplyTenThousandListeners(b *testing.B) {
 		}
 		reapplyMS = ms(time.Since(t0))
 		b.StopTimer()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if err := m.Shutdown(ctx); err != nil {
-			b.Fatal(err)
-		}
-		cancel()
+		shutdownBench(b, m)
 		b.StartTimer()
 	}
 	b.ReportMetric(applyMS, "apply-ms")

@@ -163,14 +163,12 @@ type view struct {
 
 // viewOf must be called with m.mu held.
 func (m *Manager) viewOf(e *entry) view {
-	v := view{c: countersOf(e)}
-	m.describe(e, &v.l)
-	return v
+	return view{l: m.describe(e), c: countersOf(e)}
 }
 
-// describe sets l to e without its counters. Called with m.mu held.
-func (m *Manager) describe(e *entry, l *Listener) {
-	*l = Listener{
+// describe is e without its counters. Called with m.mu held.
+func (m *Manager) describe(e *entry) Listener {
+	l := Listener{
 		ID:         e.spec.ID,
 		Address:    e.spec.Address,
 		State:      StateRunning,
@@ -190,6 +188,7 @@ func (m *Manager) describe(e *entry, l *Listener) {
 	case e.stopped:
 		l.State = StateStopped
 	}
+	return l
 }
 
 // listener reads the counters and returns the whole Listener.

@@ -74,7 +74,7 @@ func (m *Manager) Describe() []Listener {
 	defer m.mu.Unlock()
 	out := make([]Listener, len(m.order))
 	for i, e := range m.order {
-		m.describe(e, &out[i])
+		out[i] = m.describe(e)
 	}
 	return out
 }

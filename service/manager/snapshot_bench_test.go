@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/udpd/udpd/service/manager"
 )
@@ -17,11 +16,7 @@ func BenchmarkQuickSnapshot(b *testing.B) {
 	const n = 1000
 	needFiles(b, 2*n+200)
 	m := manager.New(manager.Options{MaxListeners: n, Workers: 1})
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		m.Shutdown(ctx)
-	})
+	b.Cleanup(func() { shutdownBench(b, m) })
 	for i := range n {
 		if _, err := m.Start(context.Background(), manager.Spec{ID: fmt.Sprintf("l%04d", i), Address: "127.0.0.1:0"}, ""); err != nil {
 			b.Fatal(err)

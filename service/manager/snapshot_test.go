@@ -1,6 +1,7 @@
 package manager_test
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/udpd/udpd/service/listener"
@@ -59,5 +60,57 @@ func TestSnapshot(t *testing.T) {
 	q := m.QuickSnapshot()
 	if len(q.Listeners) != 2 || q.Total != s.Total || q.Listeners[0].Stats != s.Listeners[0].Stats || q.Listeners[1].Stats != s.Listeners[1].Stats {
 		t.Errorf("QuickSnapshot: got total %+v, listeners %+v; want those of Snapshot", q.Total, q.Listeners)
+	}
+}
+
+// TestOrderedWhateverTheStartOrder starts, stops and restarts listeners
+// out of id order: every read (Snapshot, QuickSnapshot, Describe, Stats,
+// Specs) and every save lists them in id order.
+func TestOrderedWhateverTheStartOrder(t *testing.T) {
+	store := &fakeStore{}
+	m := newManager(t, manager.Options{Store: store})
+	steps := []struct {
+		start, stop string
+		want        []string
+	}{
+		{start: "m", want: []string{"m"}},
+		{start: "c", want: []string{"c", "m"}},
+		{start: "x", want: []string{"c", "m", "x"}},
+		{start: "a", want: []string{"a", "c", "m", "x"}},
+		{stop: "m", want: []string{"a", "c", "x"}},
+		{stop: "a", want: []string{"c", "x"}},
+		{start: "m", want: []string{"c", "m", "x"}},
+	}
+	for _, s := range steps {
+		if s.start != "" {
+			start(t, m, manager.Spec{ID: s.start, Address: "127.0.0.1:0"})
+		} else if _, err := m.Stop(ctx(t), s.stop, 0); err != nil {
+			t.Fatal(err)
+		}
+		snap, quick := m.Snapshot(), m.QuickSnapshot()
+		_, per, err := m.Stats("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, saved := store.state()
+		specIDs := func(specs []manager.Spec) []string {
+			out := make([]string, len(specs))
+			for i, sp := range specs {
+				out[i] = sp.ID
+			}
+			return out
+		}
+		for what, got := range map[string][]string{
+			"Snapshot":      statsIDs(snap.Listeners),
+			"QuickSnapshot": statsIDs(quick.Listeners),
+			"Describe":      ids(m.Describe()),
+			"Stats":         statsIDs(per),
+			"Specs":         specIDs(m.Specs()),
+			"the last save": specIDs(saved),
+		} {
+			if !slices.Equal(got, s.want) {
+				t.Errorf("after start %q / stop %q: %s lists %v, want %v", s.start, s.stop, what, got, s.want)
+			}
+		}
 	}
 }

@@ -64,10 +64,12 @@ func TestHandlerMatchesRegistry(t *testing.T) {
 	rest := prometheus.NewPedanticRegistry()
 	rest.MustRegister(others()...)
 	h := metrics.Handler(metrics.New(escapingSource), rest)
-	for scrape := range 3 { // the second reuses labels and a buffer; the third is gzipped
+	// The second scrape reuses labels and a buffer; the third and the
+	// fourth are gzipped, the fourth with the third's compressor.
+	for scrape := range 4 {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
-		if scrape == 2 {
+		if scrape >= 2 {
 			req.Header.Set("Accept-Encoding", "gzip")
 		}
 		h.ServeHTTP(rec, req)
@@ -75,7 +77,7 @@ func TestHandlerMatchesRegistry(t *testing.T) {
 			t.Errorf("scrape %d: Content-Type %q", scrape, ct)
 		}
 		var r io.Reader = rec.Body
-		if ce := rec.Header().Get("Content-Encoding"); (ce == "gzip") != (scrape == 2) {
+		if ce := rec.Header().Get("Content-Encoding"); (ce == "gzip") != (scrape >= 2) {
 			t.Fatalf("scrape %d: Content-Encoding %q", scrape, ce)
 		} else if ce == "gzip" {
 			if r, err = gzip.NewReader(r); err != nil {

@@ -171,8 +171,7 @@ func (a *app) watchOne(ctx context.Context, t daemonTarget, id string, interval 
 	if err != nil {
 		return explain(t, err)
 	}
-	var view *adminv1.WatchStatsResponse
-	legacy := false // a daemon from before changes_only: every message is whole
+	var view watchView
 	for {
 		resp, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -181,17 +180,29 @@ func (a *app) watchOne(ctx context.Context, t daemonTarget, id string, interval 
 		if err != nil {
 			return explain(t, err)
 		}
-		if view == nil && !resp.GetComplete() {
-			legacy = true // its first message does not say complete
-		}
-		if legacy {
-			resp.Complete = true
-		}
-		view = applyChanges(view, resp)
-		if !emit(view) {
+		if !emit(view.apply(resp)) {
 			return nil
 		}
 	}
+}
+
+// watchView is the whole picture that a WatchStats stream with
+// changes_only gives, message after message.
+type watchView struct {
+	last   *adminv1.WatchStatsResponse
+	legacy bool // a daemon from before changes_only: every message is whole
+}
+
+// apply takes the stream's next message and returns the complete view.
+func (v *watchView) apply(resp *adminv1.WatchStatsResponse) *adminv1.WatchStatsResponse {
+	if v.last == nil && !resp.GetComplete() {
+		v.legacy = true // its first message does not say complete
+	}
+	if v.legacy {
+		resp.Complete = true
+	}
+	v.last = applyChanges(v.last, resp)
+	return v.last
 }
 
 // applyChanges returns the complete view after the WatchStats message

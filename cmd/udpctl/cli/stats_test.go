@@ -30,10 +30,10 @@ func TestApplyChanges(t *testing.T) {
 		{"b unknown so far", msg(4, false, 6, ls("b", 1)), msg(4, true, 6, ls("a", 1), ls("b", 1), ls("c", 4))},
 		{"complete again, a gone", msg(5, true, 6, ls("b", 1), ls("c", 4)), msg(5, true, 6, ls("b", 1), ls("c", 4))},
 	}
-	var view *adminv1.WatchStatsResponse
+	var w watchView
 	for _, s := range steps {
-		before, saved := view, proto.Clone(view)
-		view = applyChanges(view, s.resp)
+		before, saved := w.last, proto.Clone(w.last)
+		view := w.apply(s.resp)
 		if diff := cmp.Diff(s.want, view, protocmp.Transform()); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", s.name, diff)
 		}
@@ -44,5 +44,21 @@ func TestApplyChanges(t *testing.T) {
 				t.Errorf("%s changed the previous view (-before +after):\n%s", s.name, diff)
 			}
 		}
+	}
+}
+
+// TestWatchViewOlderDaemon: a daemon from before changes_only ignores it
+// and sends every listener each time, without complete; each message is
+// then the whole view, so a listener it stopped leaves the view.
+func TestWatchViewOlderDaemon(t *testing.T) {
+	ls := func(id string) *adminv1.ListenerStats {
+		return &adminv1.ListenerStats{ListenerId: id, Stats: &adminv1.Stats{}}
+	}
+	var w watchView
+	w.apply(&adminv1.WatchStatsResponse{Listeners: []*adminv1.ListenerStats{ls("a"), ls("b")}})
+	got := w.apply(&adminv1.WatchStatsResponse{Listeners: []*adminv1.ListenerStats{ls("b")}})
+	want := &adminv1.WatchStatsResponse{Complete: true, Listeners: []*adminv1.ListenerStats{ls("b")}}
+	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+		t.Errorf("after a stopped on an older daemon (-want +got):\n%s", diff)
 	}
 }
